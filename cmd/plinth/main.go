@@ -1,0 +1,155 @@
+// Command plinth runs a Plinth backend. This file only wires flags to the
+// plinth package.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/plinthhq/plinth"
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := root().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+type globals struct {
+	dir string
+	db  string
+}
+
+func (g *globals) config() plinth.Config {
+	db := g.db
+	if db == "" {
+		db = os.Getenv("PLINTH_DB")
+	}
+	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+}
+
+func root() *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{
+		Use:           "plinth",
+		Short:         "Plinth: a complete backend in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	cmd.PersistentFlags().StringVar(&g.dir, "dir", "./plinth_data", "data directory (embedded database and files)")
+	cmd.PersistentFlags().StringVar(&g.db, "db", "", "database URL, e.g. postgres://user@host/db (default: embedded SQLite in --dir; env PLINTH_DB)")
+	cmd.AddCommand(serveCmd(g), superuserCmd(g), versionCmd())
+	return cmd
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Start the HTTP server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			app, err := plinth.New(ctx, g.config())
+			if err != nil {
+				return err
+			}
+			serveErr := app.Serve(ctx, addr)
+			closeErr := app.Close()
+			return errors.Join(serveErr, closeErr)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:8090", "address to listen on")
+	return cmd
+}
+
+func superuserCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "superuser", Short: "Manage superuser accounts"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "upsert EMAIL [PASSWORD]",
+		Short: "Create a superuser or change its password (prompted from stdin when omitted)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw := ""
+			if len(args) == 2 {
+				pw = args[1]
+			} else {
+				fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
+				var line string
+				if _, err := fmt.Fscanln(cmd.InOrStdin(), &line); err != nil {
+					return fmt.Errorf("read password: %w", err)
+				}
+				pw = strings.TrimSpace(line)
+			}
+			return withApp(cmd.Context(), g, func(app *plinth.App) error {
+				if err := app.UpsertSuperuser(cmd.Context(), args[0], pw); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Superuser %s saved.\n", args[0])
+				return nil
+			})
+		},
+	}, &cobra.Command{
+		Use:   "delete EMAIL",
+		Short: "Delete a superuser",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withApp(cmd.Context(), g, func(app *plinth.App) error {
+				ok, err := app.DeleteSuperuser(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("no superuser %s", args[0])
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Superuser %s deleted.\n", args[0])
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+// describe renders validation failures readably on the terminal.
+func describe(err error) error {
+	var e *apierr.Error
+	if errors.As(err, &e) && len(e.Data) > 0 {
+		var parts []string
+		for k, v := range e.Data {
+			parts = append(parts, k+": "+v.Message)
+		}
+		return fmt.Errorf("%s (%s)", e.Message, strings.Join(parts, "; "))
+	}
+	return err
+}
+
+func withApp(ctx context.Context, g *globals, fn func(*plinth.App) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	app, err := plinth.New(ctx, g.config())
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(app), app.Close())
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "plinth %s\n", plinth.Version)
+		},
+	}
+}

@@ -1,0 +1,220 @@
+// Package api is Plinth's HTTP surface: routing, request decoding,
+// authentication of bearer tokens, and the JSON error shape.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/schema"
+)
+
+// Options configure the HTTP layer.
+type Options struct {
+	// MaxBodyBytes bounds JSON request bodies (default 16 MiB); larger
+	// bodies get 413.
+	MaxBodyBytes int64
+	// CORSOrigins lists allowed origins; "*" (the default) allows any.
+	// Tokens travel in the Authorization header, never in cookies, so a
+	// permissive default does not expose sessions to other sites.
+	CORSOrigins []string
+}
+
+// Server handles Plinth's API requests.
+type Server struct {
+	app  *core.App
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New builds the HTTP handler for app.
+func New(app *core.App, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 16 << 20
+	}
+	if len(opts.CORSOrigins) == 0 {
+		opts.CORSOrigins = []string{"*"}
+	}
+	s := &Server{app: app, opts: opts, log: app.Log, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /api/health", s.health)
+	m.HandleFunc("GET /api/collections", s.superuser(s.listCollections))
+	m.HandleFunc("POST /api/collections", s.superuser(s.createCollection))
+	m.HandleFunc("GET /api/collections/{collection}", s.superuser(s.viewCollection))
+	m.HandleFunc("PATCH /api/collections/{collection}", s.superuser(s.updateCollection))
+	m.HandleFunc("DELETE /api/collections/{collection}", s.superuser(s.deleteCollection))
+	m.HandleFunc("GET /api/collections/{collection}/records", s.listRecords)
+	m.HandleFunc("POST /api/collections/{collection}/records", s.createRecord)
+	m.HandleFunc("GET /api/collections/{collection}/records/{id}", s.viewRecord)
+	m.HandleFunc("PATCH /api/collections/{collection}/records/{id}", s.updateRecord)
+	m.HandleFunc("DELETE /api/collections/{collection}/records/{id}", s.deleteRecord)
+	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
+	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
+	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, apierr.NotFound("The requested resource wasn't found."))
+	})
+}
+
+// ServeHTTP implements http.Handler: recovery, security headers, CORS and
+// authentication wrap every route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.fail(w, r, apierr.Internal(fmt.Errorf("panic: %v", p)))
+		}
+	}()
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if origin := r.Header.Get("Origin"); origin != "" && s.allowedOrigin(origin) {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	caller, err := s.authenticate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) allowedOrigin(o string) bool {
+	for _, a := range s.opts.CORSOrigins {
+		if a == "*" || strings.EqualFold(a, o) {
+			return true
+		}
+	}
+	return false
+}
+
+type callerKey struct{}
+
+func callerOf(r *http.Request) *records.Caller {
+	c, _ := r.Context().Value(callerKey{}).(*records.Caller)
+	return c
+}
+
+// authenticate resolves the Authorization header. A present but invalid
+// token is an error (401) rather than silently anonymous, so clients learn
+// their session ended.
+func (s *Server) authenticate(r *http.Request) (*records.Caller, error) {
+	c := &records.Caller{Method: r.Method, Query: r.URL.Query(), Headers: r.Header}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return c, nil
+	}
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		tok = h
+	}
+	col, rec, err := s.app.Records.Authenticate(r.Context(), strings.TrimSpace(tok))
+	if err != nil {
+		return nil, err
+	}
+	c.AuthCollection, c.Auth = col, rec
+	return c, nil
+}
+
+func (s *Server) superuser(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !callerOf(r).Superuser() {
+			s.fail(w, r, apierr.Forbidden("Only superusers can perform this action."))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if raw, ok := v.(json.RawMessage); ok {
+		w.Write(raw)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail writes err in the standard shape. 5xx causes are logged with the
+// request; clients only ever see the generic message.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = apierr.New(http.StatusRequestEntityTooLarge, "The request body is too large (limit "+strconv.FormatInt(mbe.Limit, 10)+" bytes).")
+	}
+	e := apierr.From(err)
+	if e.Status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", e.Error())
+	}
+	if e.Data == nil {
+		e.Data = map[string]apierr.FieldError{}
+	}
+	writeJSON(w, e.Status, e)
+}
+
+// decodeBody reads a JSON object body within the size limit.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return body, nil
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, apierr.BadRequest("Invalid JSON body: expected an object.")
+	}
+	return body, nil
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, apierr.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json.")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	return io.ReadAll(r.Body)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is healthy.", "data": map[string]any{}})
+}
+
+func (s *Server) collection(r *http.Request) (*schema.Collection, error) {
+	c := s.app.Schema().Get(r.PathValue("collection"))
+	if c == nil {
+		return nil, apierr.NotFound("Missing collection context.")
+	}
+	return c, nil
+}

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/schema"
+)
+
+func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {
+	all := s.app.Schema().All()
+	writeJSON(w, http.StatusOK, map[string]any{"page": 1, "perPage": len(all), "totalItems": len(all), "totalPages": 1, "items": all})
+}
+
+func (s *Server) viewCollection(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) createCollection(w http.ResponseWriter, r *http.Request) {
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := core.DecodeCollection(raw, nil)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c.System = false
+	out, err := s.app.CreateCollection(r.Context(), c)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
+	cur, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next, err := core.DecodeCollection(raw, cur)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next.ID = cur.ID
+	out, err := s.app.UpdateCollection(r.Context(), next)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request) {
+	if err := s.app.DeleteCollection(r.Context(), r.PathValue("collection")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func intParam(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, apierr.BadRequest("Invalid "+name+" parameter.").With(name, "validation_invalid_"+name, "Must be a non-negative integer.")
+	}
+	return n, nil
+}
+
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	page, err := intParam(r, "page")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	perPage, err := intParam(r, "perPage")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	proj, err := records.ParseFields(q.Get("fields"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	skip, _ := strconv.ParseBool(q.Get("skipTotal"))
+	caller := callerOf(r)
+	res, err := s.app.Records.List(r.Context(), caller, c, records.ListParams{
+		Page: page, PerPage: perPage, Sort: q.Get("sort"), Filter: q.Get("filter"), Expand: q.Get("expand"), SkipTotal: skip,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	items := make([]json.RawMessage, len(res.Items))
+	for i, it := range res.Items {
+		items[i] = records.Output(caller, it, proj)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		*records.ListResult
+		Items []json.RawMessage `json:"items"`
+	}{res, items})
+}
+
+func (s *Server) viewRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	proj, err := records.ParseFields(r.URL.Query().Get("fields"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	caller := callerOf(r)
+	rec, err := s.app.Records.View(r.Context(), caller, c, r.PathValue("id"), r.URL.Query().Get("expand"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, records.Output(caller, rec, proj))
+}
+
+// writeResult renders a written record, expanded and projected as asked.
+func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, c *schema.Collection, rec *records.Record) {
+	caller := callerOf(r)
+	q := r.URL.Query()
+	proj, err := records.ParseFields(q.Get("fields"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if e := q.Get("expand"); e != "" {
+		if v, err := s.app.Records.View(r.Context(), caller, c, rec.ID(), e); err == nil {
+			rec = v
+		}
+	}
+	writeJSON(w, http.StatusOK, records.Output(caller, rec, proj))
+}
+
+func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec, err := s.app.Records.Create(r.Context(), callerOf(r), c, body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeResult(w, r, c, rec)
+}
+
+func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec, err := s.app.Records.Update(r.Context(), callerOf(r), c, r.PathValue("id"), body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeResult(w, r, c, rec)
+}
+
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.app.Records.Delete(r.Context(), callerOf(r), c, r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) authWithPassword(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.passwordLogin(w, r, c)
+}
+
+func (s *Server) superuserAuth(w http.ResponseWriter, r *http.Request) {
+	s.passwordLogin(w, r, s.app.Schema().Get(schema.SuperusersName))
+}
+
+func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, c *schema.Collection) {
+	if !c.IsAuth() {
+		s.fail(w, r, apierr.NotFound("Not an auth collection."))
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	identity, _ := body["identity"].(string)
+	if identity == "" {
+		identity, _ = body["email"].(string)
+	}
+	password, _ := body["password"].(string)
+	tok, rec, err := s.app.Records.AuthWithPassword(r.Context(), c, identity, password)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	caller := &records.Caller{AuthCollection: c, Auth: rec}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, rec, nil)})
+}
+
+func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
+	c, err := s.collection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	caller := callerOf(r)
+	if caller.Auth == nil || caller.AuthCollection.ID != c.ID {
+		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
+		return
+	}
+	rec, err := s.app.Records.AuthRecordWithKey(r.Context(), c, caller.Auth.ID())
+	if err != nil || rec == nil {
+		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
+		return
+	}
+	tok, err := s.app.Records.IssueToken(c, rec)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, caller.Auth, nil)})
+}

@@ -1,0 +1,84 @@
+// Package apierr is the error shape every endpoint returns:
+// {"status":400,"message":"...","data":{"field":{"code":"...","message":"..."}}}.
+// Internal causes are kept for logs and never serialised.
+package apierr
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/plinthhq/plinth/internal/schema"
+)
+
+// FieldError is one entry of Error.Data.
+type FieldError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is a client-facing error.
+type Error struct {
+	Status  int                   `json:"status"`
+	Message string                `json:"message"`
+	Data    map[string]FieldError `json:"data"`
+	// Cause is logged, never sent.
+	Cause error `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New builds an Error with an empty data object.
+func New(status int, msg string) *Error {
+	return &Error{Status: status, Message: msg, Data: map[string]FieldError{}}
+}
+
+// With adds a field error and returns e.
+func (e *Error) With(field, code, msg string) *Error {
+	e.Data[field] = FieldError{Code: code, Message: msg}
+	return e
+}
+
+// BadRequest is a 400 with the given message.
+func BadRequest(msg string) *Error { return New(http.StatusBadRequest, msg) }
+
+// Forbidden is a 403.
+func Forbidden(msg string) *Error { return New(http.StatusForbidden, msg) }
+
+// NotFound is a 404.
+func NotFound(msg string) *Error { return New(http.StatusNotFound, msg) }
+
+// Validation converts schema field errors into a 400.
+func Validation(msg string, fe schema.FieldErrors) *Error {
+	e := BadRequest(msg)
+	for k, v := range fe {
+		e.Data[k] = FieldError{Code: v.Code, Message: v.Message}
+	}
+	return e
+}
+
+// Internal wraps an unexpected failure; the client sees only a generic 500.
+func Internal(cause error) *Error {
+	e := New(http.StatusInternalServerError, "Something went wrong while processing your request.")
+	e.Cause = cause
+	return e
+}
+
+// From converts any error into an *Error, treating unknown ones as 500.
+func From(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var fe schema.FieldErrors
+	if errors.As(err, &fe) {
+		return Validation("Failed to validate the submitted data.", fe)
+	}
+	return Internal(err)
+}

@@ -1,0 +1,238 @@
+// Package core wires a database, the schema and the record service into an
+// App: it bootstraps Plinth's system tables, keeps the collection snapshot
+// current and applies schema changes as DDL.
+package core
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// App is one running Plinth node.
+type App struct {
+	DB      *store.DB
+	Records *records.Service
+	Log     *slog.Logger
+
+	snap atomic.Pointer[schema.Snapshot]
+	// schemaMu serialises schema changes made through this node; other
+	// nodes are serialised by the database (the version row update).
+	schemaMu sync.Mutex
+}
+
+// New bootstraps db and returns an App over it.
+func New(ctx context.Context, db *store.DB, log *slog.Logger, argon auth.Argon2Params) (*App, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{DB: db, Log: log}
+	a.Records = &records.Service{DB: db, Schema: a.Schema, Argon2: argon}
+	if err := a.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Schema returns the current collection snapshot.
+func (a *App) Schema() *schema.Snapshot { return a.snap.Load() }
+
+// storedCollection is the persisted form: the API shape plus secrets.
+type storedCollection struct {
+	*schema.Collection
+	AuthSecret string `json:"authSecret,omitempty"`
+}
+
+func (a *App) bootstrap(ctx context.Context) error {
+	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range store.SystemDDL() {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		b := store.NewBuilder(a.DB.Dialect)
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _meta WHERE key = "+b.Arg("schema_version"), b.Params()...).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			b := store.NewBuilder(a.DB.Dialect)
+			if _, err := tx.ExecContext(ctx, "INSERT INTO _meta (key, value) VALUES ("+b.Arg("schema_version")+", "+b.Arg("0")+")", b.Params()...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create system tables: %w", err)
+	}
+	if err := a.Reload(ctx); err != nil {
+		return err
+	}
+	return a.migrate(ctx)
+}
+
+// migration is a one-time change to the system state, recorded by name.
+type migration struct {
+	name string
+	run  func(ctx context.Context, a *App) error
+}
+
+var migrations = []migration{
+	{"0001_superusers", func(ctx context.Context, a *App) error {
+		if a.Schema().Get(schema.SuperusersName) != nil {
+			return nil
+		}
+		c := &schema.Collection{Name: schema.SuperusersName, Type: schema.TypeAuth, System: true,
+			Auth: &schema.AuthOptions{TokenDuration: 24 * 3600, MinPasswordLength: 10}}
+		_, err := a.CreateCollection(ctx, c)
+		return err
+	}},
+}
+
+func (a *App) migrate(ctx context.Context) error {
+	for _, m := range migrations {
+		b := store.NewBuilder(a.DB.Dialect)
+		var n int
+		if err := a.DB.Write.QueryRowContext(ctx, "SELECT COUNT(*) FROM _migrations WHERE name = "+b.Arg(m.name), b.Params()...).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if err := m.run(ctx, a); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		b = store.NewBuilder(a.DB.Dialect)
+		if _, err := a.DB.Write.ExecContext(ctx, "INSERT INTO _migrations (name, applied) VALUES ("+b.Arg(m.name)+", "+b.Arg(schema.FormatDate(time.Now()))+")", b.Params()...); err != nil {
+			// Another node may have applied it at the same moment.
+			if _, ok := a.DB.Dialect.UniqueViolation(err); !ok {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SchemaVersion reads the stored schema version.
+func (a *App) SchemaVersion(ctx context.Context, q store.Querier) (int64, error) {
+	b := store.NewBuilder(a.DB.Dialect)
+	var v string
+	if err := q.QueryRowContext(ctx, "SELECT value FROM _meta WHERE key = "+b.Arg("schema_version"), b.Params()...).Scan(&v); err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// Reload reads all collections from the database into a new snapshot.
+func (a *App) Reload(ctx context.Context) error {
+	tx, err := a.DB.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ver, err := a.SchemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if cur := a.snap.Load(); cur != nil && cur.Version == ver {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT definition FROM _collections ORDER BY created, id")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var cols []*schema.Collection
+	for rows.Next() {
+		var def string
+		if err := rows.Scan(&def); err != nil {
+			return err
+		}
+		c, err := decodeCollection(def)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	a.snap.Store(schema.NewSnapshot(ver, cols))
+	return nil
+}
+
+func decodeCollection(def string) (*schema.Collection, error) {
+	sc := storedCollection{Collection: &schema.Collection{}}
+	if err := json.Unmarshal([]byte(def), &sc); err != nil {
+		return nil, fmt.Errorf("decode collection: %w", err)
+	}
+	c := sc.Collection
+	if c.Auth != nil {
+		c.Auth.Secret = sc.AuthSecret
+	}
+	if c.Indexes == nil {
+		c.Indexes = []schema.Index{}
+	}
+	schema.ApplyDefaults(c)
+	return c, nil
+}
+
+func encodeCollection(c *schema.Collection) (string, error) {
+	sc := storedCollection{Collection: c}
+	if c.Auth != nil {
+		sc.AuthSecret = c.Auth.Secret
+	}
+	b, err := json.Marshal(sc)
+	return string(b), err
+}
+
+// bumpVersion increments the schema version inside a schema-changing
+// transaction; the row lock orders concurrent changes from several nodes.
+func (a *App) bumpVersion(ctx context.Context, tx *sql.Tx) error {
+	b := store.NewBuilder(a.DB.Dialect)
+	_, err := tx.ExecContext(ctx, "UPDATE _meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = "+b.Arg("schema_version"), b.Params()...)
+	return err
+}
+
+// UpsertSuperuser creates or updates (password) the superuser with email.
+func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error {
+	c := a.Schema().Get(schema.SuperusersName)
+	su := &records.Caller{AuthCollection: c, Auth: &records.Record{Collection: c, Values: map[string]any{"id": "cli"}}}
+	email = strings.ToLower(strings.TrimSpace(email))
+	b := store.NewBuilder(a.DB.Dialect)
+	var id string
+	err := a.DB.Read.QueryRowContext(ctx, "SELECT id FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(email), b.Params()...).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = a.Records.Create(ctx, su, c, map[string]any{"email": email, "password": password, "verified": true})
+	case err == nil:
+		_, err = a.Records.Update(ctx, su, c, id, map[string]any{"password": password})
+	}
+	return err
+}
+
+// DeleteSuperuser removes the superuser with email; it reports whether one existed.
+func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
+	c := a.Schema().Get(schema.SuperusersName)
+	b := store.NewBuilder(a.DB.Dialect)
+	res, err := a.DB.Write.ExecContext(ctx, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(strings.ToLower(strings.TrimSpace(email))), b.Params()...)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}

@@ -1,0 +1,125 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// authRecord loads an auth record with its secrets (password hash, token
+// key) by a unique column.
+func (s *Service) authRecord(ctx context.Context, c *schema.Collection, col, val string) (*Record, error) {
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	fields, cols := columns(d, c, "r", true)
+	rows, err := s.DB.Read.QueryContext(ctx, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1", b.Params()...)
+	if err != nil {
+		return nil, s.queryErr(err)
+	}
+	recs, err := scanRecords(rows, c, fields)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+func errBadCredentials() *apierr.Error {
+	return apierr.BadRequest("Failed to authenticate.")
+}
+
+// AuthWithPassword checks identity (email) and password and issues a token.
+// Unknown identities spend the same hashing time as wrong passwords and get
+// the same answer.
+func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, identity, password string) (string, *Record, error) {
+	if !c.IsAuth() {
+		return "", nil, apierr.NotFound("Not an auth collection.")
+	}
+	identity = strings.ToLower(strings.TrimSpace(identity))
+	if identity == "" || password == "" || len(identity) > 254 || len(password) > 256 {
+		e := errBadCredentials()
+		if identity == "" {
+			e.With("identity", "validation_required", "Cannot be blank.")
+		}
+		if password == "" {
+			e.With("password", "validation_required", "Cannot be blank.")
+		}
+		return "", nil, e
+	}
+	r, err := s.authRecord(ctx, c, "email", identity)
+	if err != nil {
+		return "", nil, err
+	}
+	if r == nil {
+		auth.BurnPasswordCheck(password)
+		return "", nil, errBadCredentials()
+	}
+	ok, err := auth.CheckPassword(r.String("password"), password)
+	if err != nil && !errors.Is(err, auth.ErrMalformedHash) {
+		return "", nil, apierr.Internal(err)
+	}
+	if !ok {
+		return "", nil, errBadCredentials()
+	}
+	tok, err := s.IssueToken(c, r)
+	if err != nil {
+		return "", nil, err
+	}
+	return tok, stripSecrets(r), nil
+}
+
+func stripSecrets(r *Record) *Record {
+	delete(r.Values, "password")
+	delete(r.Values, "tokenKey")
+	return r
+}
+
+// IssueToken signs an auth token for r (which must carry its token key).
+func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
+	now := time.Now()
+	tok, err := auth.Sign(auth.Claims{
+		ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(),
+		Expires: now.Add(time.Duration(c.Auth.TokenDuration) * time.Second).Unix(), Refreshable: true,
+	}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	return tok, nil
+}
+
+// Authenticate resolves a bearer token to its collection and record. Any
+// failure — bad format, unknown record, wrong key, expiry — is one 401.
+func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Collection, *Record, error) {
+	unauth := apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	claims, err := auth.Peek(token)
+	if err != nil || claims.Type != auth.TypeAuth {
+		return nil, nil, unauth
+	}
+	c := s.Schema().Get(claims.CollectionID)
+	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
+		return nil, nil, unauth
+	}
+	r, err := s.authRecord(ctx, c, "id", claims.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r == nil {
+		return nil, nil, unauth
+	}
+	if _, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
+		return nil, nil, unauth
+	}
+	return c, stripSecrets(r), nil
+}
+
+// AuthRecordWithKey reloads an auth record with its token key, for
+// issuing a fresh token on refresh.
+func (s *Service) AuthRecordWithKey(ctx context.Context, c *schema.Collection, id string) (*Record, error) {
+	return s.authRecord(ctx, c, "id", id)
+}

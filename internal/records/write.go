@@ -1,0 +1,577 @@
+package records
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// errRuleFailed is returned when a write rule rejects the request.
+func errRuleFailed() *apierr.Error {
+	return apierr.Forbidden("You are not allowed to perform this request.")
+}
+
+func errReadOnly() *apierr.Error {
+	return apierr.BadRequest("View collections are read-only.")
+}
+
+// ignoredKeys are response-only keys a client may echo back harmlessly.
+var ignoredKeys = map[string]bool{"collectionId": true, "collectionName": true, "expand": true}
+
+// prepared is a validated set of column values to write.
+type prepared struct {
+	cols []string
+	vals []any
+}
+
+func (p *prepared) set(col string, v any) {
+	if i := slices.Index(p.cols, col); i >= 0 {
+		p.vals[i] = v
+		return
+	}
+	p.cols = append(p.cols, col)
+	p.vals = append(p.vals, v)
+}
+
+// prepare validates body against c. For updates, old is the current
+// record and only fields present in body change; "name+" and "name-"
+// append to and remove from multi-valued fields.
+func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]any, old *Record) (*prepared, map[string]bool, error) {
+	errs := schema.FieldErrors{}
+	p := &prepared{}
+	changed := map[string]bool{}
+	su := caller.Superuser()
+	now := schema.FormatDate(time.Now())
+	creating := old == nil
+
+	for k := range body {
+		if ignoredKeys[k] || k == "passwordConfirm" || k == "oldPassword" {
+			continue
+		}
+		if k == "id" {
+			if !creating {
+				if id, _ := body["id"].(string); id != old.ID() {
+					errs["id"] = &schema.ValueError{Code: "validation_readonly", Message: "The id cannot be changed."}
+				}
+			}
+			continue
+		}
+		name := strings.TrimRight(k, "+-")
+		f := c.Field(name)
+		if f == nil || f.Name == "id" {
+			errs[k] = &schema.ValueError{Code: "validation_unknown_field", Message: "Unknown field."}
+			continue
+		}
+		if name != k && !f.Multi() {
+			errs[k] = &schema.ValueError{Code: "validation_invalid_modifier", Message: "+ and - apply to multi-valued fields only."}
+		}
+		if f.Name == "tokenKey" || f.Type == schema.FieldAutodate {
+			errs[k] = &schema.ValueError{Code: "validation_readonly", Message: "This field is managed by the server."}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	if creating {
+		id, _ := body["id"].(string)
+		if raw, ok := body["id"]; ok && raw != nil && raw != "" {
+			if !schema.ValidRecordID(id) {
+				errs["id"] = &schema.ValueError{Code: "validation_invalid_id", Message: "Must be 3-64 characters of letters, digits, _ and -."}
+			}
+		} else {
+			id = schema.NewID()
+		}
+		p.set("id", id)
+	}
+
+	for _, f := range c.Fields {
+		raw, present := body[f.Name]
+		add, hasAdd := body[f.Name+"+"]
+		sub, hasSub := body[f.Name+"-"]
+		switch {
+		case f.Type == schema.FieldAutodate:
+			if (creating && f.OnCreate) || (!creating && f.OnUpdate) {
+				p.set(f.Name, now)
+			} else if creating {
+				p.set(f.Name, "")
+			}
+			continue
+		case f.Name == "tokenKey" && c.IsAuth():
+			if creating {
+				p.set(f.Name, schema.RandomString(50))
+			}
+			continue
+		}
+		if !creating && !present && !hasAdd && !hasSub {
+			continue
+		}
+		if hasAdd || hasSub {
+			var cur []string
+			if present {
+				v, err := f.Normalize(raw)
+				if err != nil {
+					errs[f.Name] = asValueErr(err)
+					continue
+				}
+				cur = schema.DecodeList(v)
+			} else if old != nil {
+				cur, _ = old.Values[f.Name].([]string)
+				cur = slices.Clone(cur)
+			}
+			for _, a := range listArg(add) {
+				if !slices.Contains(cur, a) {
+					cur = append(cur, a)
+				}
+			}
+			for _, r := range listArg(sub) {
+				cur = slices.DeleteFunc(cur, func(x string) bool { return x == r })
+			}
+			raw, present = anyList(cur), true
+		}
+		if f.Name == "verified" && c.IsAuth() && !su && present {
+			if b, _ := raw.(bool); creating && !b {
+				continue
+			}
+			errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the verified state."}
+			continue
+		}
+		if f.Name == "email" && c.IsAuth() && !creating && !su {
+			if s, _ := raw.(string); !strings.EqualFold(strings.TrimSpace(s), old.String("email")) {
+				errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the email directly."}
+				continue
+			}
+		}
+		v, err := f.Normalize(raw)
+		if err != nil {
+			errs[f.Name] = asValueErr(err)
+			continue
+		}
+		switch {
+		case f.Type == schema.FieldPassword:
+			if pc, ok := body["passwordConfirm"]; ok && pc != raw {
+				errs["passwordConfirm"] = &schema.ValueError{Code: "validation_values_mismatch", Message: "Values don't match."}
+				continue
+			}
+			if !creating && !su {
+				oldPw, _ := body["oldPassword"].(string)
+				hash, herr := s.passwordHash(caller, c, old.ID())
+				if herr != nil {
+					return nil, nil, herr
+				}
+				if ok, _ := auth.CheckPassword(hash, oldPw); !ok {
+					errs["oldPassword"] = &schema.ValueError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."}
+					continue
+				}
+			}
+			h, err := auth.HashPassword(v.(string), s.Argon2)
+			if err != nil {
+				return nil, nil, apierr.Internal(err)
+			}
+			v = h
+			if !creating {
+				// A new password revokes every token issued so far.
+				p.set("tokenKey", schema.RandomString(50))
+			}
+		case f.Type == schema.FieldEmail && c.IsAuth() && f.Name == "email":
+			v = strings.ToLower(v.(string))
+		}
+		p.set(f.Name, v)
+		changed[f.Name] = true
+	}
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	return p, changed, nil
+}
+
+func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) (string, error) {
+	var h string
+	err := s.DB.Read.QueryRowContext(context.Background(),
+		"SELECT "+s.DB.Dialect.Quote("password")+" FROM "+s.DB.Dialect.Quote(c.Name)+" WHERE "+s.DB.Dialect.Quote("id")+" = "+s.DB.Dialect.Placeholder(1), id).Scan(&h)
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	return h, nil
+}
+
+func listArg(v any) []string {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil
+		}
+		return []string{x}
+	case []any:
+		var out []string
+		for _, it := range x {
+			if s, ok := it.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func anyList(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
+}
+
+func asValueErr(err error) *schema.ValueError {
+	var ve *schema.ValueError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return &schema.ValueError{Code: "validation_invalid_value", Message: err.Error()}
+}
+
+// checkRelations verifies that every related id exists in its target.
+func (s *Service) checkRelations(ctx context.Context, tx *sql.Tx, c *schema.Collection, p *prepared) error {
+	errs := schema.FieldErrors{}
+	d := s.DB.Dialect
+	for i, col := range p.cols {
+		f := c.Field(col)
+		if f == nil || f.Type != schema.FieldRelation {
+			continue
+		}
+		var ids []string
+		if f.Multi() {
+			ids = schema.DecodeList(p.vals[i])
+		} else if id, _ := p.vals[i].(string); id != "" {
+			ids = []string{id}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		t := s.Schema().Get(f.CollectionID)
+		if t == nil {
+			return apierr.Internal(errors.New("relation target missing: " + f.CollectionID))
+		}
+		b := store.NewBuilder(d)
+		ph := make([]string, len(ids))
+		for j, id := range ids {
+			ph[j] = b.Arg(id)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(t.Name)+" WHERE "+d.Quote("id")+" IN ("+strings.Join(ph, ", ")+")", b.Params()...).Scan(&n); err != nil {
+			return s.queryErr(err)
+		}
+		if n != len(ids) {
+			errs[f.Name] = &schema.ValueError{Code: "validation_missing_rel_records", Message: "Failed to find all relation records with the provided ids."}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// ruleHolds evaluates rule against record id inside tx.
+func (s *Service) ruleHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *schema.Collection, rule string, id string, body map[string]any) (bool, error) {
+	if rule == "" {
+		return true, nil
+	}
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	r, err := s.ruleCond(b, c, rule, s.env(caller, true, body), nil)
+	if err != nil {
+		return false, err
+	}
+	if r.Const != nil {
+		return *r.Const, nil
+	}
+	var one int
+	err = tx.QueryRowContext(ctx, "SELECT 1 FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+" AND "+r.SQL, b.Params()...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.queryErr(err)
+	}
+	return true, nil
+}
+
+// writeErr maps engine errors of a write: unique violations become field
+// errors, everything else a 500.
+func (s *Service) writeErr(c *schema.Collection, err error) error {
+	var ae *apierr.Error
+	var fe schema.FieldErrors
+	if errors.As(err, &ae) || errors.As(err, &fe) {
+		return err
+	}
+	detail, ok := s.DB.Dialect.UniqueViolation(err)
+	if !ok {
+		return s.queryErr(err)
+	}
+	e := apierr.BadRequest("Failed to save the record: a unique value is already taken.")
+	cols := strings.Split(detail, ",")
+	for _, ix := range c.Indexes {
+		if strings.EqualFold(ix.Name, detail) {
+			cols = ix.Columns
+		}
+	}
+	if strings.EqualFold(detail, "id") || strings.HasSuffix(strings.ToLower(detail), "_pkey") {
+		cols = []string{"id"}
+	}
+	for _, col := range cols {
+		if col = strings.TrimSpace(col); col != "" && (c.Field(col) != nil) {
+			e.With(c.Field(col).Name, "validation_not_unique", "Value must be unique.")
+		}
+	}
+	return e
+}
+
+// Create validates body, inserts a record and checks the create rule
+// against the stored row inside the same transaction.
+func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collection, body map[string]any) (*Record, error) {
+	if c.IsView() {
+		return nil, errReadOnly()
+	}
+	su := caller.Superuser()
+	if c.CreateRule == nil && !su {
+		return nil, errSuperusersOnly()
+	}
+	p, _, err := s.prepare(caller, c, body, nil)
+	if err != nil {
+		return nil, s.writeErr(c, err)
+	}
+	id := p.vals[0].(string)
+	d := s.DB.Dialect
+	var rec *Record
+	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkRelations(ctx, tx, c, p); err != nil {
+			return err
+		}
+		b := store.NewBuilder(d)
+		qcols := make([]string, len(p.cols))
+		ph := make([]string, len(p.cols))
+		for i, col := range p.cols {
+			qcols[i] = d.Quote(col)
+			ph[i] = b.Arg(p.vals[i])
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+d.Quote(c.Name)+" ("+strings.Join(qcols, ", ")+") VALUES ("+strings.Join(ph, ", ")+")", b.Params()...); err != nil {
+			return err
+		}
+		if !su {
+			ok, err := s.ruleHolds(ctx, tx, caller, c, *c.CreateRule, id, body)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errRuleFailed()
+			}
+		}
+		r, err := s.fetchOne(ctx, tx, caller, c, id, nil, true, nil)
+		rec = r
+		return err
+	})
+	if err != nil {
+		return nil, s.writeErr(c, err)
+	}
+	return rec, nil
+}
+
+// locate finds id for a write whose rule rejected or missed it: 404 when
+// the caller cannot see the record at all, 403 when they can.
+func (s *Service) locate(ctx context.Context, caller *Caller, c *schema.Collection, id string) error {
+	r, err := s.fetchOne(ctx, s.DB.Read, caller, c, id, c.ViewRule, caller.Superuser(), nil)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return apierr.NotFound("The requested resource wasn't found.")
+	}
+	return errRuleFailed()
+}
+
+// Update applies body to record id. The update rule must hold for the
+// record as it was (who may touch it) and as it becomes (what it may turn
+// into), so no one can move a record out of their own reach or into
+// someone else's; both checks run in the write transaction.
+func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collection, id string, body map[string]any) (*Record, error) {
+	if c.IsView() {
+		return nil, errReadOnly()
+	}
+	su := caller.Superuser()
+	if c.UpdateRule == nil && !su {
+		return nil, errSuperusersOnly()
+	}
+	d := s.DB.Dialect
+	var rec *Record
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		old, err := s.fetchOne(ctx, tx, caller, c, id, c.UpdateRule, su, body)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return errLocate
+		}
+		p, _, err := s.prepare(caller, c, body, old)
+		if err != nil {
+			return err
+		}
+		if len(p.cols) > 0 {
+			if err := s.checkRelations(ctx, tx, c, p); err != nil {
+				return err
+			}
+			b := store.NewBuilder(d)
+			sets := make([]string, len(p.cols))
+			for i, col := range p.cols {
+				sets[i] = d.Quote(col) + " = " + b.Arg(p.vals[i])
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE "+d.Quote(c.Name)+" SET "+strings.Join(sets, ", ")+" WHERE "+d.Quote("id")+" = "+b.Arg(id), b.Params()...); err != nil {
+				return err
+			}
+		}
+		if !su {
+			ok, err := s.ruleHolds(ctx, tx, caller, c, *c.UpdateRule, id, body)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errRuleFailed()
+			}
+		}
+		rec, err = s.fetchOne(ctx, tx, caller, c, id, nil, true, nil)
+		return err
+	})
+	if errors.Is(err, errLocate) {
+		return nil, s.locate(ctx, caller, c, id)
+	}
+	if err != nil {
+		return nil, s.writeErr(c, err)
+	}
+	return rec, nil
+}
+
+var errLocate = errors.New("record not matched by rule")
+
+// Delete removes record id, applying relation cascades in the same
+// transaction.
+func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collection, id string) error {
+	if c.IsView() {
+		return errReadOnly()
+	}
+	su := caller.Superuser()
+	if c.DeleteRule == nil && !su {
+		return errSuperusersOnly()
+	}
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		old, err := s.fetchOne(ctx, tx, caller, c, id, c.DeleteRule, su, nil)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return errLocate
+		}
+		return s.deleteCascade(ctx, tx, c, id, map[string]bool{})
+	})
+	if errors.Is(err, errLocate) {
+		return s.locate(ctx, caller, c, id)
+	}
+	if err != nil {
+		return s.writeErr(c, err)
+	}
+	return nil
+}
+
+// deleteCascade deletes one record after resolving every relation that
+// points at it: cascade deletes, clears optional references, and refuses
+// when a required reference would be left dangling.
+func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Collection, id string, seen map[string]bool) error {
+	key := c.ID + "/" + id
+	if seen[key] {
+		return nil
+	}
+	seen[key] = true
+	if len(seen) > 10000 {
+		return apierr.BadRequest("Too many records would be deleted by cascade.")
+	}
+	d := s.DB.Dialect
+	for _, rc := range s.Schema().All() {
+		if rc.IsView() {
+			continue
+		}
+		for _, f := range rc.Fields {
+			if f.Type != schema.FieldRelation || f.CollectionID != c.ID {
+				continue
+			}
+			b := store.NewBuilder(d)
+			col := "r." + d.Quote(f.Name)
+			var cond string
+			if f.Multi() {
+				cond = "EXISTS (SELECT 1 FROM " + d.JSONEach(col, "je") + " WHERE je.value = " + b.Arg(id) + ")"
+			} else {
+				cond = col + " = " + b.Arg(id)
+			}
+			rows, err := tx.QueryContext(ctx, "SELECT r."+d.Quote("id")+", "+col+" FROM "+d.Quote(rc.Name)+" r WHERE "+cond, b.Params()...)
+			if err != nil {
+				return err
+			}
+			type ref struct {
+				id   string
+				list []string
+			}
+			var refs []ref
+			for rows.Next() {
+				var rid string
+				var raw any
+				if err := rows.Scan(&rid, &raw); err != nil {
+					rows.Close()
+					return err
+				}
+				refs = append(refs, ref{rid, schema.DecodeList(scanValue(&schema.Field{Type: schema.FieldText}, raw))})
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, r := range refs {
+				if rc.ID == c.ID && r.id == id {
+					continue
+				}
+				if f.CascadeDelete {
+					if err := s.deleteCascade(ctx, tx, rc, r.id, seen); err != nil {
+						return err
+					}
+					continue
+				}
+				var newVal any = ""
+				if f.Multi() {
+					left := slices.DeleteFunc(r.list, func(x string) bool { return x == id })
+					if len(left) == 0 && f.Required {
+						return requiredRefErr(rc, f)
+					}
+					newVal = schema.EncodeList(left)
+				} else if f.Required {
+					return requiredRefErr(rc, f)
+				}
+				ub := store.NewBuilder(d)
+				if _, err := tx.ExecContext(ctx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id), ub.Params()...); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	b := store.NewBuilder(d)
+	_, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id), b.Params()...)
+	return err
+}
+
+func requiredRefErr(rc *schema.Collection, f *schema.Field) *apierr.Error {
+	e := apierr.New(http.StatusBadRequest, "The record is referenced by a required relation ("+rc.Name+"."+f.Name+") and cannot be deleted.")
+	return e
+}

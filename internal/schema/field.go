@@ -1,0 +1,426 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Field types.
+const (
+	FieldText     = "text"
+	FieldNumber   = "number"
+	FieldBool     = "bool"
+	FieldEmail    = "email"
+	FieldURL      = "url"
+	FieldDate     = "date"
+	FieldSelect   = "select"
+	FieldJSON     = "json"
+	FieldRelation = "relation"
+	FieldAutodate = "autodate"
+	FieldPassword = "password"
+)
+
+// FieldTypes lists every field type, for validation and documentation.
+var FieldTypes = []string{FieldText, FieldNumber, FieldBool, FieldEmail, FieldURL, FieldDate,
+	FieldSelect, FieldJSON, FieldRelation, FieldAutodate, FieldPassword}
+
+// Field is one typed attribute of a collection. Options irrelevant to the
+// field's type must be left at their zero value.
+type Field struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Required bool   `json:"required,omitempty"`
+	// Hidden fields are returned to superusers only.
+	Hidden bool `json:"hidden,omitempty"`
+	// System fields are managed by Plinth and cannot be removed or renamed.
+	System bool `json:"system,omitempty"`
+
+	// text: rune length bounds; number: value bounds.
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+	// text: a regular expression the value must match (RE2 syntax).
+	Pattern string `json:"pattern,omitempty"`
+	// number: reject values with a fractional part.
+	OnlyInt bool `json:"onlyInt,omitempty"`
+	// select: allowed values.
+	Values []string `json:"values,omitempty"`
+	// select, relation: maximum number of values; 0 or 1 means single-valued.
+	MaxSelect int `json:"maxSelect,omitempty"`
+	// json: maximum encoded size in bytes (default DefaultJSONMaxSize).
+	MaxSize int `json:"maxSize,omitempty"`
+	// relation: target collection id, and whether deleting a target
+	// deletes the records pointing at it.
+	CollectionID  string `json:"collectionId,omitempty"`
+	CascadeDelete bool   `json:"cascadeDelete,omitempty"`
+	// autodate: set on create and/or on every update.
+	OnCreate bool `json:"onCreate,omitempty"`
+	OnUpdate bool `json:"onUpdate,omitempty"`
+
+	re *regexp.Regexp
+}
+
+// DefaultJSONMaxSize bounds json field values when no maxSize is set.
+const DefaultJSONMaxSize = 1 << 20
+
+// ColumnKind is the storage class a field needs; dialects map it to SQL types.
+type ColumnKind int
+
+// Column kinds.
+const (
+	ColText   ColumnKind = iota // NOT NULL DEFAULT ''
+	ColNumber                   // NOT NULL DEFAULT 0
+	ColBool                     // NOT NULL DEFAULT false
+	ColJSON                     // nullable JSON document
+	ColArray                    // NOT NULL JSON array of strings, DEFAULT '[]'
+)
+
+// Multi reports whether the field holds a list of values.
+func (f *Field) Multi() bool {
+	return (f.Type == FieldSelect || f.Type == FieldRelation) && f.MaxSelect > 1
+}
+
+// Column returns the storage class of the field.
+func (f *Field) Column() ColumnKind {
+	switch {
+	case f.Multi():
+		return ColArray
+	case f.Type == FieldNumber:
+		return ColNumber
+	case f.Type == FieldBool:
+		return ColBool
+	case f.Type == FieldJSON:
+		return ColJSON
+	}
+	return ColText
+}
+
+// ValueError is a validation failure of one field value, reported to
+// clients as data[field] = {code, message}.
+type ValueError struct {
+	Code    string
+	Message string
+}
+
+func (e *ValueError) Error() string { return e.Message }
+
+func verr(code, format string, args ...any) *ValueError {
+	return &ValueError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrRequired is returned for a blank value of a required field.
+var ErrRequired = &ValueError{Code: "validation_required", Message: "Cannot be blank."}
+
+// DateLayout is how dates are stored and returned: UTC, millisecond
+// precision, and lexically sortable so comparisons work in SQL as text.
+const DateLayout = "2006-01-02 15:04:05.000Z"
+
+// FormatDate renders t in DateLayout.
+func FormatDate(t time.Time) string { return t.UTC().Format(DateLayout) }
+
+var dateLayouts = []string{DateLayout, time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"}
+
+// ParseDate accepts the stored layout, RFC 3339 and a plain date.
+func ParseDate(s string) (time.Time, bool) {
+	for _, l := range dateLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Regexp returns the compiled pattern of a text field (nil when none).
+func (f *Field) Regexp() *regexp.Regexp {
+	if f.Pattern != "" && f.re == nil {
+		f.re = regexp.MustCompile(f.Pattern) // validated on collection save
+	}
+	return f.re
+}
+
+// Normalize validates a client-supplied JSON value (as decoded by
+// encoding/json with UseNumber off: string, float64, bool, nil, []any,
+// map[string]any) and returns the value to store. Relation targets are
+// checked by the records layer, which can see the database; passwords are
+// returned as given for the caller to hash.
+func (f *Field) Normalize(v any) (any, error) {
+	switch f.Type {
+	case FieldText, FieldPassword:
+		s, err := asString(v)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			if f.Required {
+				return nil, ErrRequired
+			}
+			return "", nil
+		}
+		if !utf8.ValidString(s) {
+			return nil, verr("validation_invalid_text", "Must be valid UTF-8.")
+		}
+		n := utf8.RuneCountInString(s)
+		if f.Min != nil && float64(n) < *f.Min {
+			return nil, verr("validation_min_text_constraint", "Must be at least %v character(s).", *f.Min)
+		}
+		max := 5000.0
+		if f.Type == FieldPassword {
+			max = 256
+		}
+		if f.Max != nil && *f.Max > 0 {
+			max = *f.Max
+		}
+		if float64(n) > max {
+			return nil, verr("validation_max_text_constraint", "Must be less than %v character(s).", max)
+		}
+		if re := f.Regexp(); re != nil && !re.MatchString(s) {
+			return nil, verr("validation_invalid_format", "Invalid value format.")
+		}
+		return s, nil
+	case FieldNumber:
+		var n float64
+		switch x := v.(type) {
+		case nil:
+		case float64:
+			n = x
+		case json.Number:
+			var err error
+			if n, err = x.Float64(); err != nil {
+				return nil, verr("validation_invalid_number", "Must be a number.")
+			}
+		default:
+			return nil, verr("validation_invalid_number", "Must be a number.")
+		}
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return nil, verr("validation_invalid_number", "Must be a finite number.")
+		}
+		if n == 0 && f.Required {
+			return nil, ErrRequired
+		}
+		if f.OnlyInt && n != math.Trunc(n) {
+			return nil, verr("validation_only_int_constraint", "Must be an integer.")
+		}
+		if f.Min != nil && n < *f.Min {
+			return nil, verr("validation_min_number_constraint", "Must be larger than %v.", *f.Min)
+		}
+		if f.Max != nil && n > *f.Max {
+			return nil, verr("validation_max_number_constraint", "Must be less than %v.", *f.Max)
+		}
+		return n, nil
+	case FieldBool:
+		var b bool
+		switch x := v.(type) {
+		case nil:
+		case bool:
+			b = x
+		default:
+			return nil, verr("validation_invalid_bool", "Must be a boolean.")
+		}
+		if !b && f.Required {
+			return nil, ErrRequired
+		}
+		return b, nil
+	case FieldEmail:
+		s, err := asString(v)
+		if err != nil {
+			return nil, err
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			if f.Required {
+				return nil, ErrRequired
+			}
+			return "", nil
+		}
+		a, perr := mail.ParseAddress(s)
+		if perr != nil || a.Address != s || len(s) > 254 {
+			return nil, verr("validation_invalid_email", "Must be a valid email address.")
+		}
+		return s, nil
+	case FieldURL:
+		s, err := asString(v)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			if f.Required {
+				return nil, ErrRequired
+			}
+			return "", nil
+		}
+		u, perr := url.Parse(s)
+		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
+			return nil, verr("validation_invalid_url", "Must be a valid http(s) URL.")
+		}
+		return s, nil
+	case FieldDate:
+		s, err := asString(v)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			if f.Required {
+				return nil, ErrRequired
+			}
+			return "", nil
+		}
+		t, ok := ParseDate(s)
+		if !ok {
+			return nil, verr("validation_invalid_date", "Must be a valid date (RFC 3339 or YYYY-MM-DD HH:MM:SS.sssZ).")
+		}
+		return FormatDate(t), nil
+	case FieldSelect:
+		return f.normalizeList(v, func(s string) error {
+			for _, ok := range f.Values {
+				if s == ok {
+					return nil
+				}
+			}
+			return verr("validation_invalid_value", "Value %q is not one of the allowed values.", s)
+		})
+	case FieldRelation:
+		return f.normalizeList(v, func(s string) error {
+			if !ValidRecordID(s) {
+				return verr("validation_invalid_relation", "Invalid record id %q.", s)
+			}
+			return nil
+		})
+	case FieldJSON:
+		if v == nil {
+			if f.Required {
+				return nil, ErrRequired
+			}
+			return nil, nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, verr("validation_invalid_json", "Must be valid JSON.")
+		}
+		max := f.MaxSize
+		if max <= 0 {
+			max = DefaultJSONMaxSize
+		}
+		if len(b) > max {
+			return nil, verr("validation_json_size_limit", "Must be at most %d bytes of JSON.", max)
+		}
+		if f.Required && (string(b) == `""` || string(b) == "[]" || string(b) == "{}") {
+			return nil, ErrRequired
+		}
+		return string(b), nil
+	case FieldAutodate:
+		return nil, nil // set by the records layer, never by clients
+	}
+	return nil, verr("validation_unknown_type", "Unknown field type.")
+}
+
+// normalizeList handles single- and multi-valued select and relation
+// fields. Multi values are stored as a JSON array text, single as a string.
+func (f *Field) normalizeList(v any, check func(string) error) (any, error) {
+	var items []string
+	switch x := v.(type) {
+	case nil:
+	case string:
+		if x != "" {
+			items = []string{x}
+		}
+	case []any:
+		for _, it := range x {
+			s, ok := it.(string)
+			if !ok {
+				return nil, verr("validation_invalid_value", "Values must be strings.")
+			}
+			if s != "" {
+				items = append(items, s)
+			}
+		}
+	case []string:
+		for _, s := range x {
+			if s != "" {
+				items = append(items, s)
+			}
+		}
+	default:
+		return nil, verr("validation_invalid_value", "Must be a string or a list of strings.")
+	}
+	items = dedupe(items)
+	if len(items) == 0 && f.Required {
+		return nil, ErrRequired
+	}
+	for _, s := range items {
+		if err := check(s); err != nil {
+			return nil, err
+		}
+	}
+	if !f.Multi() {
+		if len(items) > 1 {
+			return nil, verr("validation_too_many_values", "Only one value is allowed.")
+		}
+		if len(items) == 0 {
+			return "", nil
+		}
+		return items[0], nil
+	}
+	if len(items) > f.MaxSelect {
+		return nil, verr("validation_too_many_values", "At most %d values are allowed.", f.MaxSelect)
+	}
+	return EncodeList(items), nil
+}
+
+// EncodeList renders a multi-valued field for storage.
+func EncodeList(items []string) string {
+	if items == nil {
+		items = []string{}
+	}
+	b, _ := json.Marshal(items)
+	return string(b)
+}
+
+// DecodeList parses a stored multi-valued field; malformed text yields nil.
+func DecodeList(v any) []string {
+	var s []byte
+	switch x := v.(type) {
+	case string:
+		s = []byte(x)
+	case []byte:
+		s = x
+	default:
+		return nil
+	}
+	var out []string
+	if json.Unmarshal(s, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+func dedupe(in []string) []string {
+	if len(in) < 2 {
+		return in
+	}
+	seen := make(map[string]bool, len(in))
+	out := in[:0]
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func asString(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	}
+	return "", verr("validation_invalid_string", "Must be a string.")
+}

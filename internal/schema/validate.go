@@ -1,0 +1,310 @@
+package schema
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// FieldErrors maps a field (or option) name to its validation failure.
+type FieldErrors map[string]*ValueError
+
+func (fe FieldErrors) Error() string {
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + fe[k].Message
+	}
+	return strings.Join(parts, "; ")
+}
+
+// reservedFieldNames are keys of the record JSON that fields may not shadow.
+var reservedFieldNames = map[string]bool{"id": true, "collectionid": true, "collectionname": true, "expand": true}
+
+// authSystemFields are the fields every auth collection has.
+func authSystemFields() []*Field {
+	return []*Field{
+		{ID: "email", Name: "email", Type: FieldEmail, Required: true, System: true},
+		{ID: "emailVisibility", Name: "emailVisibility", Type: FieldBool, System: true},
+		{ID: "verified", Name: "verified", Type: FieldBool, System: true},
+		{ID: "password", Name: "password", Type: FieldPassword, Required: true, Hidden: true, System: true},
+		{ID: "tokenKey", Name: "tokenKey", Type: FieldText, Hidden: true, System: true},
+	}
+}
+
+// PrepareNew fills in what a freshly created collection gets by default:
+// ids, auth system fields, created/updated autodate fields and auth options.
+// It is applied before Validate.
+func PrepareNew(c *Collection) {
+	if c.ID == "" {
+		c.ID = "c" + RandomString(14)
+	}
+	if c.Type == "" {
+		c.Type = TypeBase
+	}
+	if c.Type == TypeAuth {
+		sys := authSystemFields()
+		var rest []*Field
+		for _, f := range c.Fields {
+			if !slices.ContainsFunc(sys, func(s *Field) bool { return strings.EqualFold(s.Name, f.Name) }) {
+				rest = append(rest, f)
+			}
+		}
+		c.Fields = append(sys, rest...)
+		if c.Auth == nil {
+			c.Auth = &AuthOptions{}
+		}
+		c.Auth.Secret = RandomString(50)
+		hasEmailIdx := slices.ContainsFunc(c.Indexes, func(ix Index) bool {
+			return ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], "email")
+		})
+		if !hasEmailIdx {
+			c.Indexes = append(c.Indexes, Index{Name: "idx_" + c.Name + "_email", Columns: []string{"email"}, Unique: true})
+		}
+	}
+	if c.Type != TypeView {
+		for _, n := range []string{"created", "updated"} {
+			if c.Field(n) == nil {
+				c.Fields = append(c.Fields, &Field{Name: n, Type: FieldAutodate, OnCreate: true, OnUpdate: n == "updated"})
+				c.byName = nil
+			}
+		}
+	}
+	c.byName = nil
+	for _, f := range c.Fields {
+		if f.ID == "" {
+			f.ID = "f" + RandomString(9)
+		}
+	}
+	ApplyDefaults(c)
+}
+
+// ApplyDefaults sets option defaults that are derived rather than chosen.
+func ApplyDefaults(c *Collection) {
+	if c.Type == TypeAuth {
+		if c.Auth == nil {
+			c.Auth = &AuthOptions{}
+		}
+		if c.Auth.TokenDuration <= 0 {
+			c.Auth.TokenDuration = 7 * 24 * 3600
+		}
+		if c.Auth.MinPasswordLength <= 0 {
+			c.Auth.MinPasswordLength = 8
+		}
+		if f := c.Field("password"); f != nil {
+			min := float64(c.Auth.MinPasswordLength)
+			f.Min = &min
+		}
+	}
+	c.byName = nil
+}
+
+// Lookup resolves relation targets during validation.
+type Lookup func(idOrName string) *Collection
+
+// Validate checks a collection definition. lookup resolves relation
+// targets; it must see the collection itself when it is being created, so
+// self-relations validate.
+func Validate(c *Collection, lookup Lookup) error {
+	errs := FieldErrors{}
+	if !ValidIdentifier(c.Name) {
+		errs["name"] = verr("validation_invalid_name", "Must start with a letter or underscore and contain only letters, digits and underscores (max 63).")
+	} else if strings.HasPrefix(c.Name, "_") && !c.System {
+		errs["name"] = verr("validation_reserved_name", "Names starting with an underscore are reserved.")
+	} else if l := strings.ToLower(c.Name); strings.HasPrefix(l, "sqlite_") || strings.HasPrefix(l, "pg_") {
+		errs["name"] = verr("validation_reserved_name", "This name is reserved.")
+	}
+	switch c.Type {
+	case TypeBase, TypeAuth:
+		if c.ViewQuery != "" {
+			errs["viewQuery"] = verr("validation_not_view", "Only view collections have a query.")
+		}
+	case TypeView:
+		if strings.TrimSpace(c.ViewQuery) == "" {
+			errs["viewQuery"] = ErrRequired
+		}
+		if c.CreateRule != nil || c.UpdateRule != nil || c.DeleteRule != nil {
+			errs["createRule"] = verr("validation_view_readonly", "View collections are read-only: create, update and delete rules must be null.")
+		}
+	default:
+		errs["type"] = verr("validation_invalid_type", "Must be one of base, auth, view.")
+	}
+	seen := map[string]bool{}
+	seenID := map[string]bool{}
+	for i, f := range c.Fields {
+		key := fmt.Sprintf("fields.%d", i)
+		if err := validateField(c, f, lookup); err != nil {
+			errs[key] = err
+			continue
+		}
+		ln := strings.ToLower(f.Name)
+		if seen[ln] {
+			errs[key] = verr("validation_duplicate_field", "Duplicate field name %q.", f.Name)
+		}
+		if f.ID != "" && seenID[f.ID] {
+			errs[key] = verr("validation_duplicate_field", "Duplicate field id %q.", f.ID)
+		}
+		seen[ln] = true
+		seenID[f.ID] = true
+	}
+	if c.Type == TypeAuth {
+		for _, s := range authSystemFields() {
+			f := c.Field(s.Name)
+			if f == nil || f.Type != s.Type {
+				errs["fields"] = verr("validation_missing_system_field", "Auth collections must keep the %q field.", s.Name)
+			}
+		}
+	}
+	seenIdx := map[string]bool{}
+	for i, ix := range c.Indexes {
+		key := fmt.Sprintf("indexes.%d", i)
+		if !ValidIdentifier(ix.Name) {
+			errs[key] = verr("validation_invalid_name", "Invalid index name.")
+			continue
+		}
+		if seenIdx[strings.ToLower(ix.Name)] {
+			errs[key] = verr("validation_duplicate_index", "Duplicate index name %q.", ix.Name)
+		}
+		seenIdx[strings.ToLower(ix.Name)] = true
+		if len(ix.Columns) == 0 || len(ix.Columns) > 8 {
+			errs[key] = verr("validation_invalid_index", "An index needs 1 to 8 columns.")
+			continue
+		}
+		if c.Type == TypeView {
+			errs[key] = verr("validation_invalid_index", "View collections cannot have indexes.")
+			continue
+		}
+		for _, col := range ix.Columns {
+			if c.Field(col) == nil {
+				errs[key] = verr("validation_invalid_index", "Unknown field %q.", col)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func validateField(c *Collection, f *Field, lookup Lookup) *ValueError {
+	if !ValidIdentifier(f.Name) {
+		return verr("validation_invalid_name", "Invalid field name %q.", f.Name)
+	}
+	if reservedFieldNames[strings.ToLower(f.Name)] {
+		return verr("validation_reserved_name", "Field name %q is reserved.", f.Name)
+	}
+	if !slices.Contains(FieldTypes, f.Type) {
+		return verr("validation_invalid_type", "Unknown field type %q.", f.Type)
+	}
+	if f.Type == FieldPassword && (c.Type != TypeAuth || f.Name != "password") {
+		return verr("validation_invalid_type", "Only the auth system field may be a password.")
+	}
+	if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+		return verr("validation_invalid_options", "min must not exceed max.")
+	}
+	switch f.Type {
+	case FieldText, FieldNumber, FieldPassword:
+	default:
+		if f.Min != nil || f.Max != nil {
+			return verr("validation_invalid_options", "min/max apply to text and number fields only.")
+		}
+	}
+	if f.Pattern != "" {
+		if f.Type != FieldText {
+			return verr("validation_invalid_options", "pattern applies to text fields only.")
+		}
+		if len(f.Pattern) > 512 {
+			return verr("validation_invalid_options", "pattern is too long.")
+		}
+		if _, err := regexp.Compile(f.Pattern); err != nil {
+			return verr("validation_invalid_pattern", "Invalid pattern: %v.", err)
+		}
+	}
+	if f.OnlyInt && f.Type != FieldNumber {
+		return verr("validation_invalid_options", "onlyInt applies to number fields only.")
+	}
+	if f.MaxSelect < 0 || f.MaxSelect > 1000 {
+		return verr("validation_invalid_options", "maxSelect must be between 0 and 1000.")
+	}
+	switch f.Type {
+	case FieldSelect:
+		if len(f.Values) == 0 {
+			return verr("validation_invalid_options", "A select field needs at least one value.")
+		}
+		seen := map[string]bool{}
+		for _, v := range f.Values {
+			if v == "" || seen[v] || len(v) > 255 {
+				return verr("validation_invalid_options", "Select values must be unique, non-empty and at most 255 bytes.")
+			}
+			seen[v] = true
+		}
+	case FieldRelation:
+		if f.CollectionID == "" {
+			return verr("validation_invalid_options", "A relation field needs collectionId.")
+		}
+		t := lookup(f.CollectionID)
+		if t == nil {
+			return verr("validation_invalid_options", "Unknown relation target %q.", f.CollectionID)
+		}
+		if t.IsView() {
+			return verr("validation_invalid_options", "Relations cannot target view collections.")
+		}
+		f.CollectionID = t.ID // accept a name, store the stable id
+	case FieldAutodate:
+		if !f.OnCreate && !f.OnUpdate {
+			return verr("validation_invalid_options", "An autodate field needs onCreate or onUpdate.")
+		}
+	case FieldJSON:
+		if f.MaxSize < 0 {
+			return verr("validation_invalid_options", "maxSize must be positive.")
+		}
+	}
+	if f.Type != FieldSelect && len(f.Values) > 0 {
+		return verr("validation_invalid_options", "values apply to select fields only.")
+	}
+	if f.Type != FieldRelation && (f.CollectionID != "" || f.CascadeDelete) {
+		return verr("validation_invalid_options", "collectionId and cascadeDelete apply to relation fields only.")
+	}
+	if f.MaxSelect > 1 && f.Type != FieldSelect && f.Type != FieldRelation {
+		return verr("validation_invalid_options", "maxSelect applies to select and relation fields only.")
+	}
+	return nil
+}
+
+// Snapshot is an immutable view of all collections, swapped atomically when
+// the schema changes so readers never lock.
+type Snapshot struct {
+	Version int64
+	list    []*Collection
+	byKey   map[string]*Collection
+}
+
+// NewSnapshot indexes collections by id and lower-cased name.
+func NewSnapshot(version int64, cols []*Collection) *Snapshot {
+	s := &Snapshot{Version: version, list: cols, byKey: make(map[string]*Collection, 2*len(cols))}
+	for _, c := range cols {
+		c.index()
+		for _, f := range c.Fields {
+			f.Regexp()
+		}
+		s.byKey[c.ID] = c
+		s.byKey[strings.ToLower(c.Name)] = c
+	}
+	return s
+}
+
+// Get finds a collection by id or case-insensitive name.
+func (s *Snapshot) Get(idOrName string) *Collection {
+	if c, ok := s.byKey[idOrName]; ok {
+		return c
+	}
+	return s.byKey[strings.ToLower(idOrName)]
+}
+
+// All returns the collections in creation order. Callers must not modify them.
+func (s *Snapshot) All() []*Collection { return s.list }

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"strings"
+
+	"github.com/plinthhq/plinth/internal/schema"
+)
+
+// System tables are created with portable types so one DDL serves every
+// dialect. Collection definitions are stored whole as JSON: they are read
+// once into memory and written rarely, so there is nothing to query inside.
+var systemDDL = []string{
+	`CREATE TABLE IF NOT EXISTS _collections (
+		id TEXT PRIMARY KEY NOT NULL,
+		name TEXT NOT NULL UNIQUE,
+		type TEXT NOT NULL,
+		system BOOLEAN NOT NULL DEFAULT FALSE,
+		definition TEXT NOT NULL,
+		created TEXT NOT NULL,
+		updated TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS _meta (
+		key TEXT PRIMARY KEY NOT NULL,
+		value TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS _migrations (
+		name TEXT PRIMARY KEY NOT NULL,
+		applied TEXT NOT NULL
+	)`,
+}
+
+// SystemDDL returns the statements creating Plinth's own tables.
+func SystemDDL() []string { return systemDDL }
+
+// CreateTable returns the DDL for a base or auth collection's table.
+func CreateTable(d Dialect, c *schema.Collection) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE ")
+	b.WriteString(d.Quote(c.Name))
+	b.WriteString(" (")
+	b.WriteString(d.Quote("id"))
+	b.WriteString(" TEXT PRIMARY KEY NOT NULL")
+	for _, f := range c.Fields {
+		b.WriteString(", ")
+		b.WriteString(d.Quote(f.Name))
+		b.WriteByte(' ')
+		b.WriteString(d.ColumnType(f.Column()))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// AddColumn returns the DDL adding field f to table.
+func AddColumn(d Dialect, table string, f *schema.Field) string {
+	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN " + d.Quote(f.Name) + " " + d.ColumnType(f.Column())
+}
+
+// DropColumn returns the DDL removing a column.
+func DropColumn(d Dialect, table, col string) string {
+	return "ALTER TABLE " + d.Quote(table) + " DROP COLUMN " + d.Quote(col)
+}
+
+// RenameColumn returns the DDL renaming a column; data stays in place.
+func RenameColumn(d Dialect, table, from, to string) string {
+	return "ALTER TABLE " + d.Quote(table) + " RENAME COLUMN " + d.Quote(from) + " TO " + d.Quote(to)
+}
+
+// RenameTable returns the DDL renaming a table.
+func RenameTable(d Dialect, from, to string) string {
+	return "ALTER TABLE " + d.Quote(from) + " RENAME TO " + d.Quote(to)
+}
+
+// CreateView returns the DDL for a view collection. The query comes from a
+// superuser and has already been checked to be a single SELECT.
+func CreateView(d Dialect, name, query string) string {
+	return "CREATE VIEW " + d.Quote(name) + " AS " + query
+}
+
+// DropView returns the DDL dropping a view.
+func DropView(d Dialect, name string) string { return "DROP VIEW IF EXISTS " + d.Quote(name) }
+
+// DropTable returns the DDL dropping a table.
+func DropTable(d Dialect, name string) string { return "DROP TABLE IF EXISTS " + d.Quote(name) }

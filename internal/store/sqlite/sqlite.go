@@ -1,0 +1,267 @@
+// Package sqlite is the embedded default store: one SQLite file in WAL mode
+// with a single writer connection and a pool of read-only connections.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Options tune the embedded store.
+type Options struct {
+	// Synchronous is the PRAGMA synchronous level; FULL (the default)
+	// fsyncs the WAL on every commit, so an acknowledged write survives a
+	// power loss, not only a process crash.
+	Synchronous string
+	// Readers is the size of the read pool (default: 2 x GOMAXPROCS, min 4).
+	Readers int
+}
+
+// Open opens (creating if needed) the database file dir/data.db.
+func Open(dir string, o Options) (*store.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if o.Synchronous == "" {
+		o.Synchronous = "FULL"
+	}
+	switch strings.ToUpper(o.Synchronous) {
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("invalid synchronous level %q", o.Synchronous)
+	}
+	if o.Readers <= 0 {
+		o.Readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	path := filepath.Join(dir, "data.db")
+	dsn := func(readOnly bool) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous("+strings.ToUpper(o.Synchronous)+")")
+		q.Add("_pragma", "cache_size(-16000)")
+		q.Add("_pragma", "temp_store(MEMORY)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			// Take the write lock at BEGIN, so a transaction that reads
+			// then writes can never fail half-way on a lock upgrade when
+			// another process shares the file.
+			q.Set("_txlock", "immediate")
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	write, err := sql.Open("sqlite", dsn(false))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	if err := write.Ping(); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn(true))
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(o.Readers)
+	read.SetMaxIdleConns(o.Readers)
+	read.SetConnMaxLifetime(0)
+	closeAll := func() error {
+		rerr := read.Close()
+		// A final checkpoint folds the WAL into the main file, so a clean
+		// shutdown leaves a single self-contained data.db.
+		_, _ = write.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		werr := write.Close()
+		if rerr != nil {
+			return rerr
+		}
+		return werr
+	}
+	return store.NewDB(Dialect{}, read, write, closeAll), nil
+}
+
+// Dialect renders SQLite SQL.
+type Dialect struct{}
+
+var _ store.Dialect = Dialect{}
+
+// Name implements store.Dialect.
+func (Dialect) Name() string { return "sqlite" }
+
+// Placeholder uses ?NNN so arguments are addressed by number.
+func (Dialect) Placeholder(n int) string { return "?" + store.Itoa(n) }
+
+// Quote implements store.Dialect.
+func (Dialect) Quote(s string) string { return store.QuoteIdent(s) }
+
+// ColumnType implements store.Dialect. JSON columns carry "TEXT" in their
+// declared type so SQLite gives them text affinity (a JSON document "123"
+// must not be turned into the integer 123), and the distinct names let
+// view columns be told apart.
+func (Dialect) ColumnType(k schema.ColumnKind) string {
+	switch k {
+	case schema.ColNumber:
+		return "NUMERIC NOT NULL DEFAULT 0"
+	case schema.ColBool:
+		return "BOOLEAN NOT NULL DEFAULT FALSE"
+	case schema.ColJSON:
+		return "JSON_TEXT DEFAULT NULL"
+	case schema.ColArray:
+		return "ARRAY_TEXT NOT NULL DEFAULT '[]'"
+	}
+	return "TEXT NOT NULL DEFAULT ''"
+}
+
+// JSONEach implements store.Dialect.
+func (Dialect) JSONEach(expr, alias string) string {
+	// json_each on a non-array (e.g. '' in a view) would iterate a scalar,
+	// so guard with json_valid and treat anything else as empty.
+	return "json_each(CASE WHEN json_valid(" + expr + ") THEN " + expr + " ELSE '[]' END) " + alias
+}
+
+// JSONEachParam implements store.Dialect.
+func (Dialect) JSONEachParam(p, alias string) string { return "json_each(" + p + ") " + alias }
+
+// JSONArrayLength implements store.Dialect.
+func (Dialect) JSONArrayLength(expr string) string {
+	return "(CASE WHEN json_valid(" + expr + ") THEN json_array_length(" + expr + ") ELSE 0 END)"
+}
+
+// JSONPath implements store.Dialect.
+func (Dialect) JSONPath(expr string, path []string) string {
+	var p strings.Builder
+	p.WriteString("'$")
+	for _, s := range path {
+		p.WriteString(`."`)
+		p.WriteString(s) // segments are [A-Za-z0-9_]: validated by the parser
+		p.WriteString(`"`)
+	}
+	p.WriteString("'")
+	return "(CASE WHEN json_valid(" + expr + ") THEN json_extract(" + expr + ", " + p.String() + ") END)"
+}
+
+// Like implements store.Dialect; SQLite's LIKE is case-insensitive for ASCII.
+func (Dialect) Like(expr, param string) string { return expr + ` LIKE ` + param + ` ESCAPE '\'` }
+
+// CastText implements store.Dialect.
+func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
+
+// NumberFromText implements store.Dialect; json_extract already yields
+// numbers for JSON numbers, and text that is not numeric yields NULL.
+func (Dialect) NumberFromText(expr string) string {
+	return "(CASE WHEN typeof(" + expr + ") IN ('integer', 'real') THEN " + expr + " END)"
+}
+
+// Random implements store.Dialect.
+func (Dialect) Random() string { return "RANDOM()" }
+
+// CreateIndex implements store.Dialect.
+func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
+	return createIndex(d, table, ix, partial)
+}
+
+func createIndex(d store.Dialect, table string, ix schema.Index, partial bool) string {
+	var b strings.Builder
+	b.WriteString("CREATE ")
+	if ix.Unique {
+		b.WriteString("UNIQUE ")
+	}
+	b.WriteString("INDEX ")
+	b.WriteString(d.Quote(ix.Name))
+	b.WriteString(" ON ")
+	b.WriteString(d.Quote(table))
+	b.WriteString(" (")
+	for i, c := range ix.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(c))
+	}
+	b.WriteString(")")
+	if partial {
+		b.WriteString(" WHERE ")
+		b.WriteString(d.Quote(ix.Columns[0]))
+		b.WriteString(" != ''")
+	}
+	return b.String()
+}
+
+// DropIndex implements store.Dialect.
+func (Dialect) DropIndex(_, name string) string {
+	return "DROP INDEX IF EXISTS " + store.QuoteIdent(name)
+}
+
+// UniqueViolation implements store.Dialect. SQLite names the columns:
+// "UNIQUE constraint failed: posts.a, posts.b".
+func (Dialect) UniqueViolation(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	msg := err.Error()
+	i := strings.Index(msg, "UNIQUE constraint failed: ")
+	if i < 0 {
+		return "", false
+	}
+	rest := msg[i+len("UNIQUE constraint failed: "):]
+	if j := strings.Index(rest, " ("); j >= 0 {
+		rest = rest[:j]
+	}
+	var cols []string
+	for _, part := range strings.Split(rest, ",") {
+		part = strings.TrimSpace(part)
+		if k := strings.LastIndexByte(part, '.'); k >= 0 {
+			part = part[k+1:]
+		}
+		cols = append(cols, part)
+	}
+	return strings.Join(cols, ","), true
+}
+
+// ViewColumns implements store.Dialect using the declared types SQLite
+// reports for result columns that come straight from a table.
+func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) ([]store.ViewColumn, error) {
+	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+") LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.ViewColumn, len(cts))
+	for i, ct := range cts {
+		out[i] = store.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
+	}
+	return out, rows.Err()
+}
+
+func kindOf(decl string) schema.ColumnKind {
+	switch d := strings.ToUpper(decl); {
+	case d == "ARRAY_TEXT":
+		return schema.ColArray
+	case d == "JSON_TEXT" || d == "JSON":
+		return schema.ColJSON
+	case d == "BOOLEAN" || d == "BOOL":
+		return schema.ColBool
+	case d == "NUMERIC" || strings.Contains(d, "INT") || strings.Contains(d, "REAL") || strings.Contains(d, "FLOA") || strings.Contains(d, "DOUB"):
+		return schema.ColNumber
+	}
+	return schema.ColText
+}

@@ -1,0 +1,159 @@
+// Package plinth embeds a complete Plinth backend in a Go program:
+//
+//	app, err := plinth.New(ctx, plinth.Config{DataDir: "./plinth_data"})
+//	if err != nil { ... }
+//	defer app.Close()
+//	err = app.Serve(ctx, "127.0.0.1:8090")
+//
+// or mount app.Handler() in your own server.
+package plinth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/api"
+	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/store/sqlite"
+)
+
+// Version is the release version, set at build time with
+// -ldflags "-X github.com/plinthhq/plinth.Version=v1.2.3".
+var Version = "dev"
+
+// Config configures an App. The zero value runs on embedded SQLite in
+// ./plinth_data.
+type Config struct {
+	// DataDir holds the SQLite database and, later, uploaded files.
+	DataDir string
+	// DB selects the database: empty for embedded SQLite in DataDir.
+	DB string
+	// Logger receives structured logs (default slog.Default()).
+	Logger *slog.Logger
+	// SQLiteSynchronous overrides PRAGMA synchronous (default FULL: every
+	// acknowledged write is on disk).
+	SQLiteSynchronous string
+	// PasswordHashing tunes argon2id for new password hashes.
+	PasswordHashing HashParams
+	// MaxBodyBytes bounds JSON request bodies (default 16 MiB).
+	MaxBodyBytes int64
+	// CORSOrigins lists allowed browser origins (default any).
+	CORSOrigins []string
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
+	ShutdownTimeout time.Duration
+}
+
+// HashParams tune argon2id; zero fields take the defaults (19 MiB, 2 passes).
+type HashParams struct {
+	MemoryKiB  uint32
+	Iterations uint32
+}
+
+// App is a running Plinth instance.
+type App struct {
+	cfg  Config
+	db   *store.DB
+	core *core.App
+	http http.Handler
+}
+
+// New opens the database, applies system migrations and builds the API.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./plinth_data"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	argon := auth.DefaultArgon2
+	if cfg.PasswordHashing.MemoryKiB > 0 {
+		argon.Memory = cfg.PasswordHashing.MemoryKiB
+	}
+	if cfg.PasswordHashing.Iterations > 0 {
+		argon.Time = cfg.PasswordHashing.Iterations
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := core.New(ctx, db, cfg.Logger, argon)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise database: %w", err)
+	}
+	a := &App{cfg: cfg, db: db, core: c}
+	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins})
+	return a, nil
+}
+
+func openDB(ctx context.Context, cfg Config) (*store.DB, error) {
+	switch {
+	case cfg.DB == "" || strings.HasPrefix(cfg.DB, "sqlite:"):
+		return sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	}
+	return nil, errors.New("unsupported database URL scheme (use postgres://... or leave empty for SQLite)")
+}
+
+// Handler returns the HTTP handler serving the API.
+func (a *App) Handler() http.Handler { return a.http }
+
+// Serve listens on addr until ctx is cancelled, then stops accepting
+// connections, lets in-flight requests finish (up to ShutdownTimeout)
+// and returns. It does not close the database; call Close after.
+func (a *App) Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return a.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on an existing listener.
+func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.http,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.cfg.Logger.Info("plinth serving", "addr", ln.Addr().String(), "db", a.db.Dialect.Name())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(<-errc, http.ErrServerClosed) || err != nil {
+		return err
+	}
+	return nil
+}
+
+// UpsertSuperuser creates the superuser or sets its password.
+func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error {
+	return a.core.UpsertSuperuser(ctx, email, password)
+}
+
+// DeleteSuperuser removes a superuser; it reports whether one existed.
+func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
+	return a.core.DeleteSuperuser(ctx, email)
+}
+
+// Close closes the database cleanly.
+func (a *App) Close() error { return a.db.Close() }

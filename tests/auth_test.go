@@ -1,0 +1,116 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPasswordAuthAndTokens(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "id = @request.auth.id",
+			"fields": []any{map[string]any{"name": "name", "type": "text"}}})
+		s.collection(map[string]any{"name": "members", "type": "auth", "listRule": "", "viewRule": "", "createRule": ""})
+		anaID, anaTok := s.user("users", "Ana@Example.com", map[string]any{"name": "Ana"})
+		bobID, bobTok := s.user("users", "bob@example.com", map[string]any{"name": "Bob", "emailVisibility": true})
+
+		// Unknown identity and wrong password look the same.
+		wrong := s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "nope-nope"}).status(400)
+		unknown := s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "zed@example.com", "password": "nope-nope"}).status(400)
+		if string(wrong.raw) != string(unknown.raw) {
+			t.Errorf("responses differ: %s vs %s", wrong.raw, unknown.raw)
+		}
+		s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "", "password": ""}).status(400)
+		// A user token is not a superuser token, nor valid for another collection.
+		s.do("GET", "/api/collections", anaTok, nil).status(403)
+		s.do("POST", "/api/collections/members/auth-refresh", anaTok, nil).status(401)
+		// Users cannot log in as superusers.
+		s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(400)
+
+		// Email visibility: own record and superusers, or when made visible.
+		if got := s.do("GET", "/api/collections/users/records/"+anaID, anaTok, nil).status(200).body["email"]; got != "ana@example.com" {
+			t.Errorf("own email: %v", got)
+		}
+		if _, ok := s.do("GET", "/api/collections/users/records/"+anaID, bobTok, nil).status(200).body["email"]; ok {
+			t.Errorf("email leaked to another user")
+		}
+		if _, ok := s.do("GET", "/api/collections/users/records/"+anaID, "", nil).status(200).body["email"]; ok {
+			t.Errorf("email leaked to anonymous")
+		}
+		if got := s.do("GET", "/api/collections/users/records/"+bobID, anaTok, nil).status(200).body["email"]; got != "bob@example.com" {
+			t.Errorf("visible email hidden: %v", got)
+		}
+		for _, rec := range s.do("GET", "/api/collections/users/records", "", nil).status(200).items() {
+			if _, ok := rec["password"]; ok {
+				t.Fatalf("password hash in output")
+			}
+			if _, ok := rec["tokenKey"]; ok {
+				t.Fatalf("token key in output")
+			}
+		}
+
+		// Refresh issues a working token.
+		ref := s.do("POST", "/api/collections/users/auth-refresh", anaTok, nil).status(200)
+		newTok := ref.str("token")
+		if newTok == "" || ref.body["record"].(map[string]any)["id"] != anaID {
+			t.Fatalf("refresh: %s", ref.raw)
+		}
+		s.do("GET", "/api/collections/users/records/"+anaID, newTok, nil).status(200)
+
+		// Tampered token.
+		parts := strings.Split(anaTok, ".")
+		s.do("GET", "/api/collections/users/records", parts[0]+"."+parts[1]+".AAAA", nil).status(401)
+
+		// Users cannot verify themselves or change email directly.
+		s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"verified": true}).status(400)
+		s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"email": "x@example.com"}).status(400)
+		// Changing the password needs the old one, and revokes old tokens.
+		r := s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"password": "new-password-1", "passwordConfirm": "new-password-1"}).status(400)
+		if r.fieldErr("oldPassword") == "" {
+			t.Errorf("old password not required: %s", r.raw)
+		}
+		s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"password": "short", "oldPassword": "password123"}).status(400)
+		s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"password": "new-password-1", "passwordConfirm": "different-1", "oldPassword": "password123"}).status(400)
+		s.do("PATCH", "/api/collections/users/records/"+anaID, anaTok, map[string]any{"password": "new-password-1", "passwordConfirm": "new-password-1", "oldPassword": "password123"}).status(200)
+		s.do("GET", "/api/collections/users/records", anaTok, nil).status(401)
+		s.do("GET", "/api/collections/users/records", newTok, nil).status(401)
+		s.do("GET", "/api/collections/users/records", bobTok, nil).status(200)
+		s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(400)
+		s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "ANA@example.com", "password": "new-password-1"}).status(200)
+
+		// Duplicate email (case-insensitive).
+		d := s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "BOB@example.com", "password": "password123"}).status(400)
+		if d.fieldErr("email") != "validation_not_unique" {
+			t.Errorf("duplicate email: %s", d.raw)
+		}
+		// Deleting the user invalidates its token.
+		s.do("DELETE", "/api/collections/users/records/"+bobID, s.su, nil).status(204)
+		s.do("GET", "/api/collections/users/records", bobTok, nil).status(401)
+	})
+}
+
+func TestSuperuserManagement(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		ctx := t.Context()
+		if err := s.app.UpsertSuperuser(ctx, "second@example.com", "short"); err == nil {
+			t.Fatalf("short superuser password accepted")
+		}
+		if err := s.app.UpsertSuperuser(ctx, "second@example.com", "another-long-pass"); err != nil {
+			t.Fatal(err)
+		}
+		tok := s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": "second@example.com", "password": "another-long-pass"}).status(200).str("token")
+		s.do("GET", "/api/collections", tok, nil).status(200)
+		// Upsert changes the password and revokes old tokens.
+		if err := s.app.UpsertSuperuser(ctx, "second@example.com", "changed-long-pass"); err != nil {
+			t.Fatal(err)
+		}
+		s.do("GET", "/api/collections", tok, nil).status(401)
+		ok, err := s.app.DeleteSuperuser(ctx, "second@example.com")
+		if err != nil || !ok {
+			t.Fatalf("delete: %v %v", ok, err)
+		}
+		s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": "second@example.com", "password": "changed-long-pass"}).status(400)
+		// The superusers collection cannot be dropped or renamed.
+		s.do("DELETE", "/api/collections/_superusers", s.su, nil).status(400)
+		s.do("PATCH", "/api/collections/_superusers", s.su, map[string]any{"name": "admins"}).status(400)
+	})
+}
