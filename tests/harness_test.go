@@ -215,4 +215,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-

@@ -107,8 +107,8 @@ func TestRuleFeatures(t *testing.T) {
 		adminID, adminTok := s.user("users", "admin@example.com", map[string]any{"role": "admin"})
 		_, memberTok := s.user("users", "member@example.com", map[string]any{"role": "member"})
 		s.collection(map[string]any{"name": "posts",
-			"listRule": `published = true || author = @request.auth.id`,
-			"viewRule": `published = true || author.role = "admin" && @request.auth.role = "admin"`,
+			"listRule":   `published = true || author = @request.auth.id`,
+			"viewRule":   `published = true || author.role = "admin" && @request.auth.role = "admin"`,
 			"createRule": `@request.auth.id != "" && author = @request.auth.id && @request.body.title:isset = true`,
 			"updateRule": `@request.auth.role = "admin"`,
 			"fields": []any{
