@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -208,10 +207,3 @@ func (s *server) user(coll, email string, extra map[string]any) (string, string)
 
 // q escapes a query parameter value.
 func q(s string) string { return url.QueryEscape(s) }
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
