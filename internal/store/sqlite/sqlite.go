@@ -234,9 +234,12 @@ func (Dialect) UniqueViolation(err error) (string, bool) {
 }
 
 // ViewColumns implements store.Dialect using the declared types SQLite
-// reports for result columns that come straight from a table.
+// reports for result columns that come straight from a table. Computed
+// columns (COUNT, SUM, expressions) have no declared type, so their kind
+// is read off the first row's values; a view can still declare fields to
+// override either guess.
 func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) ([]store.ViewColumn, error) {
-	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+") LIMIT 0")
+	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+") LIMIT 1")
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +251,25 @@ func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) (
 	out := make([]store.ViewColumn, len(cts))
 	for i, ct := range cts {
 		out[i] = store.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
+	}
+	if rows.Next() {
+		vals := make([]any, len(cts))
+		ptrs := make([]any, len(cts))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, ct := range cts {
+			if ct.DatabaseTypeName() != "" {
+				continue
+			}
+			switch vals[i].(type) {
+			case int64, float64:
+				out[i].Kind = schema.ColNumber
+			}
+		}
 	}
 	return out, rows.Err()
 }
