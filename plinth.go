@@ -49,6 +49,10 @@ type Config struct {
 	CORSOrigins []string
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
 	ShutdownTimeout time.Duration
+	// SchemaPoll is how often a node sharing a database with others
+	// re-checks the schema version, as a backstop to notifications
+	// (default 10s).
+	SchemaPoll time.Duration
 }
 
 // HashParams tune argon2id; zero fields take the defaults (19 MiB, 2 passes).
@@ -63,6 +67,7 @@ type App struct {
 	db   *store.DB
 	core *core.App
 	http http.Handler
+	stop context.CancelFunc
 }
 
 // New opens the database, applies system migrations and builds the API.
@@ -92,7 +97,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise database: %w", err)
 	}
-	a := &App{cfg: cfg, db: db, core: c}
+	bg, cancel := context.WithCancel(context.Background())
+	c.StartSchemaSync(bg, cfg.SchemaPoll)
+	a := &App{cfg: cfg, db: db, core: c, stop: cancel}
 	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins})
 	return a, nil
 }
@@ -155,5 +162,8 @@ func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	return a.core.DeleteSuperuser(ctx, email)
 }
 
-// Close closes the database cleanly.
-func (a *App) Close() error { return a.db.Close() }
+// Close stops background work and closes the database cleanly.
+func (a *App) Close() error {
+	a.stop()
+	return a.db.Close()
+}

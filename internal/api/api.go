@@ -212,7 +212,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) collection(r *http.Request) (*schema.Collection, error) {
-	c := s.app.Schema().Get(r.PathValue("collection"))
+	c, err := s.app.Collection(r.Context(), r.PathValue("collection"))
+	if err != nil {
+		return nil, err
+	}
 	if c == nil {
 		return nil, apierr.NotFound("Missing collection context.")
 	}

@@ -166,6 +166,7 @@ func (a *App) CreateCollection(ctx context.Context, c *schema.Collection) (*sche
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
+	a.announceSchema(ctx)
 	return a.Schema().Get(c.ID), nil
 }
 
@@ -354,6 +355,7 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
+	a.announceSchema(ctx)
 	return a.Schema().Get(next.ID), nil
 }
 
@@ -524,5 +526,9 @@ func (a *App) DeleteCollection(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return ddlErr(err)
 	}
-	return a.Reload(ctx)
+	if err := a.Reload(ctx); err != nil {
+		return err
+	}
+	a.announceSchema(ctx)
+	return nil
 }
