@@ -22,6 +22,7 @@ import (
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/store/postgres"
 	"github.com/plinthhq/plinth/internal/store/sqlite"
 )
 
@@ -34,8 +35,13 @@ var Version = "dev"
 type Config struct {
 	// DataDir holds the SQLite database and, later, uploaded files.
 	DataDir string
-	// DB selects the database: empty for embedded SQLite in DataDir.
+	// DB selects the database: empty for embedded SQLite in DataDir, or a
+	// postgres:// URL; several nodes may share one PostgreSQL database.
 	DB string
+	// PGMaxConns bounds this node's PostgreSQL connections (default 20).
+	PGMaxConns int
+	// PGStatementTimeout aborts runaway statements (default 30s).
+	PGStatementTimeout time.Duration
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// SQLiteSynchronous overrides PRAGMA synchronous (default FULL: every
@@ -108,6 +114,8 @@ func openDB(ctx context.Context, cfg Config) (*store.DB, error) {
 	switch {
 	case cfg.DB == "" || strings.HasPrefix(cfg.DB, "sqlite:"):
 		return sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	case strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://"):
+		return postgres.Open(ctx, cfg.DB, postgres.Options{MaxConns: cfg.PGMaxConns, StatementTimeout: cfg.PGStatementTimeout})
 	}
 	return nil, errors.New("unsupported database URL scheme (use postgres://... or leave empty for SQLite)")
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -69,9 +70,13 @@ func newServer(t *testing.T, e engine) *server {
 
 func startServer(t *testing.T, dir, dbURL string) *server {
 	t.Helper()
+	var logOut io.Writer = io.Discard
+	if os.Getenv("PLINTH_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
 	app, err := plinth.New(context.Background(), plinth.Config{
 		DataDir: dir, DB: dbURL,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:          slog.New(slog.NewTextHandler(logOut, nil)),
 		PasswordHashing: plinth.HashParams{MemoryKiB: 512, Iterations: 1},
 		MaxBodyBytes:    1 << 20,
 	})

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/plinthhq/plinth"
 	"github.com/plinthhq/plinth/internal/apierr"
@@ -24,8 +25,10 @@ func main() {
 }
 
 type globals struct {
-	dir string
-	db  string
+	dir          string
+	db           string
+	pgMaxConns   int
+	pgStmtTimout time.Duration
 }
 
 func (g *globals) config() plinth.Config {
@@ -33,7 +36,8 @@ func (g *globals) config() plinth.Config {
 	if db == "" {
 		db = os.Getenv("PLINTH_DB")
 	}
-	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout}
 }
 
 func root() *cobra.Command {
@@ -46,6 +50,8 @@ func root() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.dir, "dir", "./plinth_data", "data directory (embedded database and files)")
 	cmd.PersistentFlags().StringVar(&g.db, "db", "", "database URL, e.g. postgres://user@host/db (default: embedded SQLite in --dir; env PLINTH_DB)")
+	cmd.PersistentFlags().IntVar(&g.pgMaxConns, "pg-max-conns", 20, "PostgreSQL: maximum open connections of this node")
+	cmd.PersistentFlags().DurationVar(&g.pgStmtTimout, "pg-statement-timeout", 30*time.Second, "PostgreSQL: abort statements running longer than this")
 	cmd.AddCommand(serveCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }

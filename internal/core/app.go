@@ -65,12 +65,12 @@ func (a *App) bootstrap(ctx context.Context) error {
 		}
 		b := store.NewBuilder(a.DB.Dialect)
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _meta WHERE key = "+b.Arg("schema_version"), b.Params()...).Scan(&n); err != nil {
+		if err := b.QueryRow(ctx, tx, "SELECT COUNT(*) FROM _meta WHERE key = "+b.Arg("schema_version")).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
 			b := store.NewBuilder(a.DB.Dialect)
-			if _, err := tx.ExecContext(ctx, "INSERT INTO _meta (key, value) VALUES ("+b.Arg("schema_version")+", "+b.Arg("0")+")", b.Params()...); err != nil {
+			if _, err := b.Exec(ctx, tx, "INSERT INTO _meta (key, value) VALUES ("+b.Arg("schema_version")+", "+b.Arg("0")+")"); err != nil {
 				return err
 			}
 		}
@@ -107,7 +107,7 @@ func (a *App) migrate(ctx context.Context) error {
 	for _, m := range migrations {
 		b := store.NewBuilder(a.DB.Dialect)
 		var n int
-		if err := a.DB.Write.QueryRowContext(ctx, "SELECT COUNT(*) FROM _migrations WHERE name = "+b.Arg(m.name), b.Params()...).Scan(&n); err != nil {
+		if err := b.QueryRow(ctx, a.DB.Write, "SELECT COUNT(*) FROM _migrations WHERE name = "+b.Arg(m.name)).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
@@ -117,7 +117,7 @@ func (a *App) migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 		b = store.NewBuilder(a.DB.Dialect)
-		if _, err := a.DB.Write.ExecContext(ctx, "INSERT INTO _migrations (name, applied) VALUES ("+b.Arg(m.name)+", "+b.Arg(schema.FormatDate(time.Now()))+")", b.Params()...); err != nil {
+		if _, err := b.Exec(ctx, a.DB.Write, "INSERT INTO _migrations (name, applied) VALUES ("+b.Arg(m.name)+", "+b.Arg(schema.FormatDate(time.Now()))+")"); err != nil {
 			// Another node may have applied it at the same moment.
 			if _, ok := a.DB.Dialect.UniqueViolation(err); !ok {
 				return err
@@ -131,7 +131,7 @@ func (a *App) migrate(ctx context.Context) error {
 func (a *App) SchemaVersion(ctx context.Context, q store.Querier) (int64, error) {
 	b := store.NewBuilder(a.DB.Dialect)
 	var v string
-	if err := q.QueryRowContext(ctx, "SELECT value FROM _meta WHERE key = "+b.Arg("schema_version"), b.Params()...).Scan(&v); err != nil {
+	if err := b.QueryRow(ctx, q, "SELECT value FROM _meta WHERE key = "+b.Arg("schema_version")).Scan(&v); err != nil {
 		return 0, err
 	}
 	return strconv.ParseInt(v, 10, 64)
@@ -204,7 +204,7 @@ func encodeCollection(c *schema.Collection) (string, error) {
 // transaction; the row lock orders concurrent changes from several nodes.
 func (a *App) bumpVersion(ctx context.Context, tx *sql.Tx) error {
 	b := store.NewBuilder(a.DB.Dialect)
-	_, err := tx.ExecContext(ctx, "UPDATE _meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = "+b.Arg("schema_version"), b.Params()...)
+	_, err := b.Exec(ctx, tx, "UPDATE _meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = "+b.Arg("schema_version"))
 	return err
 }
 
@@ -215,7 +215,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 	email = strings.ToLower(strings.TrimSpace(email))
 	b := store.NewBuilder(a.DB.Dialect)
 	var id string
-	err := a.DB.Read.QueryRowContext(ctx, "SELECT id FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(email), b.Params()...).Scan(&id)
+	err := b.QueryRow(ctx, a.DB.Read, "SELECT id FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(email)).Scan(&id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = a.Records.Create(ctx, su, c, map[string]any{"email": email, "password": password, "verified": true})
@@ -229,7 +229,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	c := a.Schema().Get(schema.SuperusersName)
 	b := store.NewBuilder(a.DB.Dialect)
-	res, err := a.DB.Write.ExecContext(ctx, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(strings.ToLower(strings.TrimSpace(email))), b.Params()...)
+	res, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(strings.ToLower(strings.TrimSpace(email))))
 	if err != nil {
 		return false, err
 	}

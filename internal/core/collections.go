@@ -153,8 +153,8 @@ func (a *App) CreateCollection(ctx context.Context, c *schema.Collection) (*sche
 			return err
 		}
 		b := store.NewBuilder(a.DB.Dialect)
-		_, err = tx.ExecContext(ctx, "INSERT INTO _collections (id, name, type, system, definition, created, updated) VALUES ("+
-			b.Arg(c.ID)+", "+b.Arg(c.Name)+", "+b.Arg(c.Type)+", "+b.Arg(c.System)+", "+b.Arg(def)+", "+b.Arg(c.Created)+", "+b.Arg(c.Updated)+")", b.Params()...)
+		_, err = b.Exec(ctx, tx, "INSERT INTO _collections (id, name, type, system, definition, created, updated) VALUES ("+
+			b.Arg(c.ID)+", "+b.Arg(c.Name)+", "+b.Arg(c.Type)+", "+b.Arg(c.System)+", "+b.Arg(def)+", "+b.Arg(c.Created)+", "+b.Arg(c.Updated)+")")
 		if err != nil {
 			return err
 		}
@@ -344,7 +344,7 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 			return err
 		}
 		b := store.NewBuilder(a.DB.Dialect)
-		if _, err := tx.ExecContext(ctx, "UPDATE _collections SET name = "+b.Arg(next.Name)+", definition = "+b.Arg(def)+", updated = "+b.Arg(next.Updated)+" WHERE id = "+b.Arg(next.ID), b.Params()...); err != nil {
+		if _, err := b.Exec(ctx, tx, "UPDATE _collections SET name = "+b.Arg(next.Name)+", definition = "+b.Arg(def)+", updated = "+b.Arg(next.Updated)+" WHERE id = "+b.Arg(next.ID)); err != nil {
 			return err
 		}
 		return a.bumpVersion(ctx, tx)
@@ -518,7 +518,7 @@ func (a *App) DeleteCollection(ctx context.Context, idOrName string) error {
 			return err
 		}
 		b := store.NewBuilder(a.DB.Dialect)
-		if _, err := tx.ExecContext(ctx, "DELETE FROM _collections WHERE id = "+b.Arg(c.ID), b.Params()...); err != nil {
+		if _, err := b.Exec(ctx, tx, "DELETE FROM _collections WHERE id = "+b.Arg(c.ID)); err != nil {
 			return err
 		}
 		return a.bumpVersion(ctx, tx)

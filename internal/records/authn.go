@@ -19,7 +19,7 @@ func (s *Service) authRecord(ctx context.Context, c *schema.Collection, col, val
 	d := s.DB.Dialect
 	b := store.NewBuilder(d)
 	fields, cols := columns(d, c, "r", true)
-	rows, err := s.DB.Read.QueryContext(ctx, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1", b.Params()...)
+	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1")
 	if err != nil {
 		return nil, s.queryErr(err)
 	}

@@ -212,7 +212,7 @@ func (s *Service) List(ctx context.Context, caller *Caller, c *schema.Collection
 	from := " FROM " + d.Quote(c.Name) + " r"
 	q := "SELECT " + cols + from + where + order +
 		" LIMIT " + strconv.Itoa(p.PerPage) + " OFFSET " + strconv.Itoa((p.Page-1)*p.PerPage)
-	rows, err := s.DB.Read.QueryContext(ctx, q, b.Params()...)
+	rows, err := b.Query(ctx, s.DB.Read, q)
 	if err != nil {
 		return nil, s.queryErr(err)
 	}
@@ -227,7 +227,7 @@ func (s *Service) List(ctx context.Context, caller *Caller, c *schema.Collection
 		res.TotalItems, res.TotalPages = -1, -1
 	} else {
 		var n int
-		if err := s.DB.Read.QueryRowContext(ctx, "SELECT COUNT(*)"+from+where, b.Params()...).Scan(&n); err != nil {
+		if err := b.QueryRow(ctx, s.DB.Read, "SELECT COUNT(*)"+from+where).Scan(&n); err != nil {
 			return nil, s.queryErr(err)
 		}
 		res.TotalItems = n
@@ -360,7 +360,7 @@ func (s *Service) fetchOne(ctx context.Context, q store.Querier, caller *Caller,
 		}
 	}
 	fields, cols := columns(d, c, "r", false)
-	rows, err := q.QueryContext(ctx, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where+" LIMIT 1", b.Params()...)
+	rows, err := b.Query(ctx, q, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where+" LIMIT 1")
 	if err != nil {
 		return nil, s.queryErr(err)
 	}
@@ -519,7 +519,7 @@ func (s *Service) fetchMany(ctx context.Context, caller *Caller, c *schema.Colle
 			}
 		}
 		fields, cols := columns(d, c, "r", false)
-		rows, err := s.DB.Read.QueryContext(ctx, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where, b.Params()...)
+		rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where)
 		if err != nil {
 			return nil, s.queryErr(err)
 		}

@@ -195,8 +195,9 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 
 func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) (string, error) {
 	var h string
-	err := s.DB.Read.QueryRowContext(context.Background(),
-		"SELECT "+s.DB.Dialect.Quote("password")+" FROM "+s.DB.Dialect.Quote(c.Name)+" WHERE "+s.DB.Dialect.Quote("id")+" = "+s.DB.Dialect.Placeholder(1), id).Scan(&h)
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	err := b.QueryRow(context.Background(), s.DB.Read, "SELECT "+d.Quote("password")+" FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id)).Scan(&h)
 	if err != nil {
 		return "", apierr.Internal(err)
 	}
@@ -266,7 +267,7 @@ func (s *Service) checkRelations(ctx context.Context, tx *sql.Tx, c *schema.Coll
 			ph[j] = b.Arg(id)
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(t.Name)+" WHERE "+d.Quote("id")+" IN ("+strings.Join(ph, ", ")+")", b.Params()...).Scan(&n); err != nil {
+		if err := b.QueryRow(ctx, tx, "SELECT COUNT(*) FROM "+d.Quote(t.Name)+" WHERE "+d.Quote("id")+" IN ("+strings.Join(ph, ", ")+")").Scan(&n); err != nil {
 			return s.queryErr(err)
 		}
 		if n != len(ids) {
@@ -294,7 +295,7 @@ func (s *Service) ruleHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *
 		return *r.Const, nil
 	}
 	var one int
-	err = tx.QueryRowContext(ctx, "SELECT 1 FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+" AND "+r.SQL, b.Params()...).Scan(&one)
+	err = b.QueryRow(ctx, tx, "SELECT 1 FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+" AND "+r.SQL).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -362,7 +363,7 @@ func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collecti
 			qcols[i] = d.Quote(col)
 			ph[i] = b.Arg(p.vals[i])
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO "+d.Quote(c.Name)+" ("+strings.Join(qcols, ", ")+") VALUES ("+strings.Join(ph, ", ")+")", b.Params()...); err != nil {
+		if _, err := b.Exec(ctx, tx, "INSERT INTO "+d.Quote(c.Name)+" ("+strings.Join(qcols, ", ")+") VALUES ("+strings.Join(ph, ", ")+")"); err != nil {
 			return err
 		}
 		if !su {
@@ -432,7 +433,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 			for i, col := range p.cols {
 				sets[i] = d.Quote(col) + " = " + b.Arg(p.vals[i])
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE "+d.Quote(c.Name)+" SET "+strings.Join(sets, ", ")+" WHERE "+d.Quote("id")+" = "+b.Arg(id), b.Params()...); err != nil {
+			if _, err := b.Exec(ctx, tx, "UPDATE "+d.Quote(c.Name)+" SET "+strings.Join(sets, ", ")+" WHERE "+d.Quote("id")+" = "+b.Arg(id)); err != nil {
 				return err
 			}
 		}
@@ -517,7 +518,7 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 			} else {
 				cond = col + " = " + b.Arg(id)
 			}
-			rows, err := tx.QueryContext(ctx, "SELECT r."+d.Quote("id")+", "+col+" FROM "+d.Quote(rc.Name)+" r WHERE "+cond, b.Params()...)
+			rows, err := b.Query(ctx, tx, "SELECT r."+d.Quote("id")+", "+col+" FROM "+d.Quote(rc.Name)+" r WHERE "+cond)
 			if err != nil {
 				return err
 			}
@@ -560,14 +561,14 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 					return requiredRefErr(rc, f)
 				}
 				ub := store.NewBuilder(d)
-				if _, err := tx.ExecContext(ctx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id), ub.Params()...); err != nil {
+				if _, err := ub.Exec(ctx, tx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id)); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	b := store.NewBuilder(d)
-	_, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id), b.Params()...)
+	_, err := b.Exec(ctx, tx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id))
 	return err
 }
 

@@ -127,12 +127,16 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	return tx.Commit()
 }
 
-// Builder accumulates SQL text and its bind arguments. Placeholders are
-// numbered by argument position, so several builders may share one Args.
+// Builder accumulates bind arguments for a statement composed from
+// fragments. Arg returns a marker rather than the dialect's placeholder;
+// Render numbers the markers in the order they appear in the final text
+// and keeps only the arguments that are referenced. So fragments can be
+// built in any order, and a fragment dropped later (a rule branch folded
+// to a constant) leaves no orphan argument behind — PostgreSQL rejects
+// those, and positional-only engines need text order anyway.
 type Builder struct {
 	D    Dialect
 	Args *[]any
-	strings.Builder
 }
 
 // NewBuilder starts a statement with a fresh argument list.
@@ -141,29 +145,66 @@ func NewBuilder(d Dialect) *Builder {
 	return &Builder{D: d, Args: &args}
 }
 
-// Sub returns an empty builder sharing b's arguments, for composing
-// fragments out of order.
-func (b *Builder) Sub() *Builder { return &Builder{D: b.D, Args: b.Args} }
+const marker = '\x00'
 
-// Arg binds v and returns its placeholder text.
+// Arg binds v and returns its marker.
 func (b *Builder) Arg(v any) string {
 	*b.Args = append(*b.Args, v)
-	return b.D.Placeholder(len(*b.Args))
+	return string(marker) + strconv.Itoa(len(*b.Args)-1) + string(marker)
 }
 
 // Q quotes an identifier.
 func (b *Builder) Q(ident string) string { return b.D.Quote(ident) }
 
-// W writes SQL fragments.
-func (b *Builder) W(parts ...string) *Builder {
-	for _, p := range parts {
-		b.WriteString(p)
+// Render replaces argument markers in query with the dialect's
+// placeholders and returns the arguments in placeholder order.
+func (b *Builder) Render(query string) (string, []any) {
+	if strings.IndexByte(query, marker) < 0 {
+		return query, nil
 	}
-	return b
+	all := *b.Args
+	var out strings.Builder
+	out.Grow(len(query))
+	args := make([]any, 0, len(all))
+	for {
+		i := strings.IndexByte(query, marker)
+		if i < 0 {
+			out.WriteString(query)
+			break
+		}
+		j := strings.IndexByte(query[i+1:], marker)
+		if j < 0 {
+			panic("store: unterminated argument marker")
+		}
+		n, err := strconv.Atoi(query[i+1 : i+1+j])
+		if err != nil || n < 0 || n >= len(all) {
+			panic("store: bad argument marker")
+		}
+		out.WriteString(query[:i])
+		args = append(args, all[n])
+		out.WriteString(b.D.Placeholder(len(args)))
+		query = query[i+j+2:]
+	}
+	return out.String(), args
 }
 
-// Params returns the bound arguments.
-func (b *Builder) Params() []any { return *b.Args }
+// Query renders and runs a query.
+func (b *Builder) Query(ctx context.Context, q Querier, query string) (*sql.Rows, error) {
+	s, args := b.Render(query)
+	return q.QueryContext(ctx, s, args...)
+}
+
+// QueryRow renders and runs a single-row query.
+func (b *Builder) QueryRow(ctx context.Context, q Querier, query string) *sql.Row {
+	s, args := b.Render(query)
+	return q.QueryRowContext(ctx, s, args...)
+}
+
+// Exec renders and runs a statement.
+func (b *Builder) Exec(ctx context.Context, q Querier, query string) (sql.Result, error) {
+	s, args := b.Render(query)
+	return q.ExecContext(ctx, s, args...)
+}
 
 // QuoteIdent is the double-quote identifier quoting shared by SQLite and
 // PostgreSQL. Identifiers are validated before they get here; doubling
