@@ -186,7 +186,9 @@ func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string
 }
 
 // DropIndex implements store.Dialect.
-func (Dialect) DropIndex(_, name string) string { return "DROP INDEX IF EXISTS " + store.QuoteIdent(name) }
+func (Dialect) DropIndex(_, name string) string {
+	return "DROP INDEX IF EXISTS " + store.QuoteIdent(name)
+}
 
 // UniqueViolation implements store.Dialect: PostgreSQL names the
 // constraint (the index name, or <table>_pkey).
