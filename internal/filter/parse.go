@@ -319,7 +319,8 @@ func (p *parser) number() (Operand, error) {
 			frac++
 		}
 		if frac == 0 {
-			return Operand{}, p.errf("invalid number")
+			p.pos = start
+			return Operand{}, p.errf("invalid number %s", p.near())
 		}
 		digits += frac
 	}
@@ -374,7 +375,7 @@ func (o Operand) String() string {
 	case KindString:
 		return quoteString(o.Str)
 	case KindNumber:
-		return strconv.FormatFloat(o.Num, 'g', -1, 64)
+		return strconv.FormatFloat(o.Num, 'f', -1, 64)
 	case KindBool:
 		return strconv.FormatBool(o.Bool)
 	case KindNull:
