@@ -221,3 +221,24 @@ func (s *Server) collection(r *http.Request) (*schema.Collection, error) {
 	}
 	return c, nil
 }
+
+// fresh runs op against collection c. When op fails with a server error
+// and the stored schema moved on meanwhile (another node changed it and
+// this node's notification is still in flight), it reloads and runs op
+// once more against the current definition. A failed op has rolled back,
+// so running it again is safe.
+func (s *Server) fresh(r *http.Request, c *schema.Collection, op func(*schema.Collection) error) error {
+	err := op(c)
+	if err == nil || apierr.From(err).Status < 500 || s.app.DB.Notifier == nil {
+		return err
+	}
+	before := s.app.Schema().Version
+	if rerr := s.app.Reload(r.Context()); rerr != nil || s.app.Schema().Version == before {
+		return err
+	}
+	c, cerr := s.collection(r)
+	if cerr != nil {
+		return cerr
+	}
+	return op(c)
+}

@@ -114,8 +114,12 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	skip, _ := strconv.ParseBool(q.Get("skipTotal"))
 	caller := callerOf(r)
-	res, err := s.app.Records.List(r.Context(), caller, c, records.ListParams{
-		Page: page, PerPage: perPage, Sort: q.Get("sort"), Filter: q.Get("filter"), Expand: q.Get("expand"), SkipTotal: skip,
+	var res *records.ListResult
+	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
+		res, err = s.app.Records.List(r.Context(), caller, c, records.ListParams{
+			Page: page, PerPage: perPage, Sort: q.Get("sort"), Filter: q.Get("filter"), Expand: q.Get("expand"), SkipTotal: skip,
+		})
+		return err
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -143,7 +147,11 @@ func (s *Server) viewRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller := callerOf(r)
-	rec, err := s.app.Records.View(r.Context(), caller, c, r.PathValue("id"), r.URL.Query().Get("expand"))
+	var rec *records.Record
+	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
+		rec, err = s.app.Records.View(r.Context(), caller, c, r.PathValue("id"), r.URL.Query().Get("expand"))
+		return err
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -179,7 +187,11 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rec, err := s.app.Records.Create(r.Context(), callerOf(r), c, body)
+	var rec *records.Record
+	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
+		rec, err = s.app.Records.Create(r.Context(), callerOf(r), c, body)
+		return err
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -198,7 +210,11 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	rec, err := s.app.Records.Update(r.Context(), callerOf(r), c, r.PathValue("id"), body)
+	var rec *records.Record
+	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
+		rec, err = s.app.Records.Update(r.Context(), callerOf(r), c, r.PathValue("id"), body)
+		return err
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -212,7 +228,10 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.app.Records.Delete(r.Context(), callerOf(r), c, r.PathValue("id")); err != nil {
+	err = s.fresh(r, c, func(c *schema.Collection) error {
+		return s.app.Records.Delete(r.Context(), callerOf(r), c, r.PathValue("id"))
+	})
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
