@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/plinthhq/plinth/internal/api"
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/store"
 	"github.com/plinthhq/plinth/internal/store/postgres"
 	"github.com/plinthhq/plinth/internal/store/sqlite"
@@ -53,6 +55,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// CORSOrigins lists allowed browser origins (default any).
 	CORSOrigins []string
+	// Static is served at / for paths outside /api/ (nil: nothing), with
+	// index.html as the fallback for client-side routes.
+	Static fs.FS
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
 	ShutdownTimeout time.Duration
 	// SchemaPoll is how often a node sharing a database with others
@@ -106,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel}
-	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins})
+	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static})
 	return a, nil
 }
 
@@ -175,3 +180,26 @@ func (a *App) Close() error {
 	a.stop()
 	return a.db.Close()
 }
+
+// DemoOptions size the microblog demo data set.
+type DemoOptions struct {
+	Users, Posts, Follows, Likes int
+	Seed                         uint64
+}
+
+// InstallDemo creates the microblog showcase collections and rules (those
+// not already present); fresh reports whether it created the users
+// collection, i.e. whether the data set is new and wants seeding.
+func (a *App) InstallDemo(ctx context.Context) (fresh bool, err error) { return demo.Install(ctx, a.core) }
+
+// SeedDemo fills the microblog collections with deterministic data; every
+// generated user (user00001@example.com ...) has the password DemoPassword.
+func (a *App) SeedDemo(ctx context.Context, o DemoOptions) error {
+	return demo.Seed(ctx, a.core, demo.SeedOptions{Users: o.Users, Posts: o.Posts, Follows: o.Follows, Likes: o.Likes, Seed: o.Seed})
+}
+
+// DemoPassword is the password of every seeded demo user.
+const DemoPassword = demo.DemoPassword
+
+// DemoWeb is the microblog web client, for Config.Static.
+func DemoWeb() fs.FS { return demo.Web() }

@@ -52,7 +52,7 @@ func root() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.db, "db", "", "database URL, e.g. postgres://user@host/db (default: embedded SQLite in --dir; env PLINTH_DB)")
 	cmd.PersistentFlags().IntVar(&g.pgMaxConns, "pg-max-conns", 20, "PostgreSQL: maximum open connections of this node")
 	cmd.PersistentFlags().DurationVar(&g.pgStmtTimout, "pg-statement-timeout", 30*time.Second, "PostgreSQL: abort statements running longer than this")
-	cmd.AddCommand(serveCmd(g), superuserCmd(g), versionCmd())
+	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }
 
@@ -158,4 +158,53 @@ func versionCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "plinth %s\n", plinth.Version)
 		},
 	}
+}
+
+func demoCmd(g *globals) *cobra.Command {
+	var addr string
+	var o plinth.DemoOptions
+	var noServe bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Create and seed the microblog showcase, then serve it with its web client",
+		Long: "Creates the microblog collections and rules (users, posts, follows, likes, timeline) in the\n" +
+			"data directory, seeds them deterministically when they are empty, and serves the API with a\n" +
+			"small web client at /. Every seeded user (user00001@example.com ...) has the password " + plinth.DemoPassword + ".",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg := g.config()
+			cfg.Static = plinth.DemoWeb()
+			app, err := plinth.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer app.Close()
+			fresh, err := app.InstallDemo(ctx)
+			if err != nil {
+				return describe(err)
+			}
+			if fresh {
+				start := time.Now()
+				if err := app.SeedDemo(ctx, o); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "seeded %d users, %d posts, %d follows, %d likes in %s\n", o.Users, o.Posts, o.Follows, o.Likes, time.Since(start).Round(time.Millisecond))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "log in as user00001@example.com / %s at http://%s/\n", plinth.DemoPassword, addr)
+			if noServe {
+				return nil
+			}
+			return app.Serve(ctx, addr)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:8090", "address to listen on")
+	cmd.Flags().IntVar(&o.Users, "users", 10000, "users to seed")
+	cmd.Flags().IntVar(&o.Posts, "posts", 100000, "posts to seed")
+	cmd.Flags().IntVar(&o.Follows, "follows", 50000, "follows to seed")
+	cmd.Flags().IntVar(&o.Likes, "likes", 50000, "likes to seed")
+	cmd.Flags().Uint64Var(&o.Seed, "seed", 1, "random seed (same seed, same data)")
+	cmd.Flags().BoolVar(&noServe, "seed-only", false, "create and seed, then exit")
+	return cmd
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -25,6 +27,9 @@ type Options struct {
 	// MaxBodyBytes bounds JSON request bodies (default 16 MiB); larger
 	// bodies get 413.
 	MaxBodyBytes int64
+	// Static, when set, is served for every path outside /api/, with
+	// index.html for paths that match no file (single-page apps).
+	Static fs.FS
 	// CORSOrigins lists allowed origins; "*" (the default) allows any.
 	// Tokens travel in the Authorization header, never in cookies, so a
 	// permissive default does not expose sessions to other sites.
@@ -70,6 +75,33 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.NotFound("The requested resource wasn't found."))
+	})
+	if s.opts.Static != nil {
+		m.Handle("/", spa(s.opts.Static))
+	}
+}
+
+// spa serves static files, answering unknown paths with index.html so
+// client-side routes survive a reload.
+func spa(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if name == "" {
+			name = "."
+		}
+		if _, err := fs.Stat(fsys, name); err != nil {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = "/"
+			files.ServeHTTP(w, r2)
+			return
+		}
+		files.ServeHTTP(w, r)
 	})
 }
 

@@ -78,17 +78,19 @@ func Collections() []*schema.Collection {
 	}
 }
 
-// Install creates the microblog collections that do not exist yet.
-func Install(ctx context.Context, app *core.App) error {
+// Install creates the microblog collections that do not exist yet and
+// reports whether the users collection was among them.
+func Install(ctx context.Context, app *core.App) (fresh bool, err error) {
+	fresh = app.Schema().Get("users") == nil
 	for _, c := range Collections() {
 		if app.Schema().Get(c.Name) != nil {
 			continue
 		}
 		if _, err := app.CreateCollection(ctx, c); err != nil {
-			return fmt.Errorf("create %s: %w", c.Name, err)
+			return false, fmt.Errorf("create %s: %w", c.Name, err)
 		}
 	}
-	return nil
+	return fresh, nil
 }
 
 // SeedOptions size the generated data set.
@@ -155,9 +157,6 @@ func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
 					}
 					(*b.Args) = row(i)
 					if _, err := b.Exec(ctx, tx, q+") VALUES ("+vals+")"); err != nil {
-						if _, dup := d.UniqueViolation(err); dup {
-							continue // random pairs may repeat; keep the first
-						}
 						return err
 					}
 				}
@@ -188,12 +187,23 @@ func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
 	if err != nil {
 		return err
 	}
-	err = insert("follows", []string{"id", "follower", "followee", "created", "updated"}, o.Follows, func(i int) []any {
-		a := 1 + r.IntN(o.Users)
-		b := 1 + r.IntN(o.Users-1)
-		if b >= a {
-			b++
+	// Pairs are unique by index, so repeats are drawn again; a failed
+	// insert would abort the whole batch on PostgreSQL.
+	o.Follows = min(o.Follows, o.Users*(o.Users-1)/2)
+	o.Likes = min(o.Likes, o.Users*o.Posts/2)
+	seen := map[[2]int]bool{}
+	pair := func(prefix byte, n1, n2 int, distinct bool) (int, int) {
+		for {
+			a, b := 1+r.IntN(n1), 1+r.IntN(n2)
+			if (distinct && a == b) || seen[[2]int{int(prefix)<<40 | a, b}] {
+				continue
+			}
+			seen[[2]int{int(prefix)<<40 | a, b}] = true
+			return a, b
 		}
+	}
+	err = insert("follows", []string{"id", "follower", "followee", "created", "updated"}, o.Follows, func(i int) []any {
+		a, b := pair('f', o.Users, o.Users, true)
 		c := ts()
 		return []any{id('f', i+1), id('u', a), id('u', b), c, c}
 	})
@@ -201,7 +211,8 @@ func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
 		return err
 	}
 	return insert("likes", []string{"id", "user", "post", "created", "updated"}, o.Likes, func(i int) []any {
+		u, p := pair('l', o.Users, o.Posts, false)
 		c := ts()
-		return []any{id('l', i+1), id('u', 1+r.IntN(o.Users)), id('p', 1+r.IntN(o.Posts)), c, c}
+		return []any{id('l', i+1), id('u', u), id('p', p), c, c}
 	})
 }

@@ -305,6 +305,40 @@ func (s *Service) ruleHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *
 	return true, nil
 }
 
+// newRecordHolds evaluates rule against the record p would create, as a
+// derived table with the collection's columns, inside tx.
+func (s *Service) newRecordHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *schema.Collection, rule string, p *prepared, body map[string]any) (bool, error) {
+	if rule == "" {
+		return true, nil
+	}
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	r, err := s.ruleCond(b, c, rule, s.env(caller, true, body), nil)
+	if err != nil {
+		return false, err
+	}
+	if r.Const != nil {
+		return *r.Const, nil
+	}
+	cols := make([]string, 0, len(c.Fields)+1)
+	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
+		var v any
+		if i := slices.Index(p.cols, f.Name); i >= 0 {
+			v = p.vals[i]
+		}
+		cols = append(cols, d.Cast(b.Arg(v), f.Column())+" AS "+d.Quote(f.Name))
+	}
+	var one int
+	err = b.QueryRow(ctx, tx, "SELECT 1 FROM (SELECT "+strings.Join(cols, ", ")+") r WHERE "+r.SQL).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.queryErr(err)
+	}
+	return true, nil
+}
+
 // writeErr maps engine errors of a write: unique violations become field
 // errors, everything else a 500.
 func (s *Service) writeErr(c *schema.Collection, err error) error {
@@ -353,6 +387,18 @@ func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collecti
 	d := s.DB.Dialect
 	var rec *Record
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		// The rule is checked first, against the new record's values as
+		// a derived row, so a caller the rule rejects learns nothing from
+		// later failures (a taken unique value, a missing relation).
+		if !su {
+			ok, err := s.newRecordHolds(ctx, tx, caller, c, *c.CreateRule, p, body)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errRuleFailed()
+			}
+		}
 		if err := s.checkRelations(ctx, tx, c, p); err != nil {
 			return err
 		}
@@ -365,15 +411,6 @@ func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collecti
 		}
 		if _, err := b.Exec(ctx, tx, "INSERT INTO "+d.Quote(c.Name)+" ("+strings.Join(qcols, ", ")+") VALUES ("+strings.Join(ph, ", ")+")"); err != nil {
 			return err
-		}
-		if !su {
-			ok, err := s.ruleHolds(ctx, tx, caller, c, *c.CreateRule, id, body)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errRuleFailed()
-			}
 		}
 		r, err := s.fetchOne(ctx, tx, caller, c, id, nil, true, nil)
 		rec = r

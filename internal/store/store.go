@@ -41,6 +41,9 @@ type Dialect interface {
 	Like(expr, param string) string
 	// CastText converts expr to text for comparisons across types.
 	CastText(expr string) string
+	// Cast gives a bound parameter the column type of a storage class, so
+	// a row built from parameters compares like a stored one.
+	Cast(expr string, k schema.ColumnKind) string
 	// NumberFromText converts a text (or JSON scalar) expression to a
 	// number, yielding NULL rather than an error when it is not numeric.
 	NumberFromText(expr string) string

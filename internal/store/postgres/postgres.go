@@ -155,6 +155,19 @@ func (Dialect) Like(expr, param string) string { return expr + ` ILIKE ` + param
 // CastText implements store.Dialect.
 func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
 
+// Cast implements store.Dialect.
+func (Dialect) Cast(expr string, k schema.ColumnKind) string {
+	switch k {
+	case schema.ColNumber:
+		return "CAST(" + expr + " AS DOUBLE PRECISION)"
+	case schema.ColBool:
+		return "CAST(" + expr + " AS BOOLEAN)"
+	case schema.ColJSON, schema.ColArray:
+		return "CAST(" + expr + " AS JSONB)"
+	}
+	return "CAST(" + expr + ` AS TEXT) COLLATE "C"`
+}
+
 // NumberFromText implements store.Dialect without ever raising a cast
 // error on non-numeric text.
 func (Dialect) NumberFromText(expr string) string {

@@ -172,6 +172,10 @@ func (Dialect) Like(expr, param string) string { return expr + ` LIKE ` + param 
 // CastText implements store.Dialect.
 func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
 
+// Cast implements store.Dialect: SQLite types values, not columns, and
+// the driver binds Go values with the right storage class already.
+func (Dialect) Cast(expr string, _ schema.ColumnKind) string { return expr }
+
 // NumberFromText implements store.Dialect; json_extract already yields
 // numbers for JSON numbers, and text that is not numeric yields NULL.
 func (Dialect) NumberFromText(expr string) string {
