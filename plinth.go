@@ -190,7 +190,9 @@ type DemoOptions struct {
 // InstallDemo creates the microblog showcase collections and rules (those
 // not already present); fresh reports whether it created the users
 // collection, i.e. whether the data set is new and wants seeding.
-func (a *App) InstallDemo(ctx context.Context) (fresh bool, err error) { return demo.Install(ctx, a.core) }
+func (a *App) InstallDemo(ctx context.Context) (fresh bool, err error) {
+	return demo.Install(ctx, a.core)
+}
 
 // SeedDemo fills the microblog collections with deterministic data; every
 // generated user (user00001@example.com ...) has the password DemoPassword.
