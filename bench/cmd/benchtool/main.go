@@ -33,6 +33,8 @@ func main() {
 		err = seed(os.Args[2:])
 	case "table":
 		err = table(os.Args[2:])
+	case "tokens":
+		err = tokens(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -149,12 +151,50 @@ func seed(args []string) error {
 	return os.WriteFile(*idsFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644)
 }
 
+// tokens logs in as the first n seeded demo users and writes
+// "userId token" lines for the microblog wrk script.
+func tokens(args []string) error {
+	fs := flag.NewFlagSet("tokens", flag.ExitOnError)
+	url := fs.String("url", "http://127.0.0.1:8090", "Plinth base URL")
+	n := fs.Int("users", 200, "users to log in")
+	password := fs.String("password", "microblog-demo", "demo user password")
+	out := fs.String("out", "tokens.txt", "output file")
+	fs.Parse(args)
+	client := &http.Client{Timeout: 30 * time.Second}
+	lines := make([]string, *n)
+	var wg sync.WaitGroup
+	errs := make(chan error, *n)
+	sem := make(chan struct{}, 4)
+	for i := 0; i < *n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := post(client, *url+"/api/collections/users/auth-with-password", "", map[string]any{
+				"identity": fmt.Sprintf("user%05d@example.com", i+1), "password": *password})
+			if err != nil {
+				errs <- err
+				return
+			}
+			lines[i] = r["record"].(map[string]any)["id"].(string) + " " + r["token"].(string)
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return os.WriteFile(*out, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
 var (
-	reqsRe = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	p50Re  = regexp.MustCompile(`\s50%\s+([\d.]+)(us|ms|s)`)
-	p99Re  = regexp.MustCompile(`\s99%\s+([\d.]+)(us|ms|s)`)
-	errRe  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	sockRe = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	reqsRe  = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	p50Re   = regexp.MustCompile(`\s50%\s+([\d.]+)(us|ms|s)`)
+	p99Re   = regexp.MustCompile(`\s99%\s+([\d.]+)(us|ms|s)`)
+	errRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	codesRe = regexp.MustCompile(`Status codes: (.*)`)
+	sockRe  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
 func ms(m []string) float64 {
@@ -182,14 +222,16 @@ func table(args []string) error {
 		name          string
 		rps, p50, p99 float64
 		errs          int
+		raw           string
 	}
+	var codes []string
 	read := func(name string) (row, error) {
 		f, err := os.ReadFile(*dir + "/" + name + ".txt")
 		if err != nil {
 			return row{}, err
 		}
 		s := string(f)
-		r := row{name: name}
+		r := row{name: name, raw: s}
 		if m := reqsRe.FindStringSubmatch(s); m != nil {
 			r.rps, _ = strconv.ParseFloat(m[1], 64)
 		}
@@ -222,6 +264,12 @@ func table(args []string) error {
 			continue
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %d | %.1f%% |\n", r.name, r.rps, r.p50, r.p99, r.errs, 100*r.rps/base.rps)
+		if m := codesRe.FindStringSubmatch(r.raw); m != nil {
+			codes = append(codes, r.name+": "+m[1])
+		}
+	}
+	for _, c := range codes {
+		fmt.Fprintf(w, "\nstatus codes, %s\n", c)
 	}
 	return nil
 }
