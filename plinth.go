@@ -23,6 +23,7 @@ import (
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/demo"
+	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/store"
 	"github.com/plinthhq/plinth/internal/store/postgres"
 	"github.com/plinthhq/plinth/internal/store/sqlite"
@@ -74,11 +75,12 @@ type HashParams struct {
 
 // App is a running Plinth instance.
 type App struct {
-	cfg  Config
-	db   *store.DB
-	core *core.App
-	http http.Handler
-	stop context.CancelFunc
+	cfg    Config
+	db     *store.DB
+	core   *core.App
+	http   http.Handler
+	stop   context.CancelFunc
+	broker *realtime.Broker
 }
 
 // New opens the database, applies system migrations and builds the API.
@@ -110,8 +112,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
-	a := &App{cfg: cfg, db: db, core: c, stop: cancel}
-	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static})
+	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
+	c.Records.OnChange = broker.Publish
+	go broker.Run(bg)
+	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker}
+	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker})
 	return a, nil
 }
 
@@ -148,6 +153,8 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	// Streams never go idle: end them when shutdown starts.
+	srv.RegisterOnShutdown(a.broker.Shutdown)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.cfg.Logger.Info("plinth serving", "addr", ln.Addr().String(), "db", a.db.Dialect.Name())

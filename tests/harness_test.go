@@ -85,8 +85,10 @@ func startServer(t *testing.T, dir, dbURL string) *server {
 	}
 	ts := httptest.NewServer(app.Handler())
 	t.Cleanup(func() {
-		ts.Close()
+		// Closing the app first ends realtime streams, which the test
+		// server would otherwise wait for.
 		app.Close()
+		ts.Close()
 	})
 	return &server{t: t, url: ts.URL, app: app, dataDir: dir, dbURL: dbURL}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 )
@@ -30,6 +31,8 @@ type Options struct {
 	// Static, when set, is served for every path outside /api/, with
 	// index.html for paths that match no file (single-page apps).
 	Static fs.FS
+	// Realtime serves /api/realtime when set.
+	Realtime *realtime.Broker
 	// CORSOrigins lists allowed origins; "*" (the default) allows any.
 	// Tokens travel in the Authorization header, never in cookies, so a
 	// permissive default does not expose sessions to other sites.
@@ -73,6 +76,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
+	if s.opts.Realtime != nil {
+		m.HandleFunc("GET /api/realtime", s.realtimeSSE)
+		m.HandleFunc("POST /api/realtime", s.realtimeSubscribe)
+		m.HandleFunc("GET /api/realtime/ws", s.realtimeWS)
+	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.NotFound("The requested resource wasn't found."))
 	})

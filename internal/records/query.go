@@ -24,8 +24,36 @@ type Service struct {
 	Schema func() *schema.Snapshot
 	// Argon2 tunes password hashing for auth collections.
 	Argon2 auth.Argon2Params
+	// OnChange, when set, receives every committed change, after the
+	// commit, including those made by cascades. It must not block.
+	OnChange func(Change)
 
 	rules sync.Map // rule text -> filter.Expr, rules are few and reused
+}
+
+// Change actions.
+const (
+	ActionCreate = "create"
+	ActionUpdate = "update"
+	ActionDelete = "delete"
+)
+
+// Change is a committed record change. Record holds every stored value
+// except secrets (hidden fields included): consumers decide per reader
+// what may be shown.
+type Change struct {
+	Action string
+	Record *Record
+}
+
+// emit hands committed changes to OnChange.
+func (s *Service) emit(changes []Change) {
+	if s.OnChange == nil {
+		return
+	}
+	for _, c := range changes {
+		s.OnChange(c)
+	}
 }
 
 // Limits of the list API.

@@ -419,6 +419,7 @@ func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
+	s.emit([]Change{{ActionCreate, rec}})
 	return rec, nil
 }
 
@@ -492,6 +493,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
+	s.emit([]Change{{ActionUpdate, rec}})
 	return rec, nil
 }
 
@@ -507,6 +509,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if c.DeleteRule == nil && !su {
 		return errSuperusersOnly()
 	}
+	var changes []Change
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.DeleteRule, su, nil)
 		if err != nil {
@@ -515,7 +518,8 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 		if old == nil {
 			return errLocate
 		}
-		return s.deleteCascade(ctx, tx, c, id, map[string]bool{})
+		changes = nil
+		return s.deleteCascade(ctx, tx, c, old, map[string]bool{}, &changes)
 	})
 	if errors.Is(err, errLocate) {
 		return s.locate(ctx, caller, c, id)
@@ -523,13 +527,15 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return s.writeErr(c, err)
 	}
+	s.emit(changes)
 	return nil
 }
 
 // deleteCascade deletes one record after resolving every relation that
 // points at it: cascade deletes, clears optional references, and refuses
 // when a required reference would be left dangling.
-func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Collection, id string, seen map[string]bool) error {
+func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Collection, rec *Record, seen map[string]bool, changes *[]Change) error {
+	id := rec.ID()
 	key := c.ID + "/" + id
 	if seen[key] {
 		return nil
@@ -582,8 +588,14 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 					continue
 				}
 				if f.CascadeDelete {
-					if err := s.deleteCascade(ctx, tx, rc, r.id, seen); err != nil {
+					ref, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil)
+					if err != nil {
 						return err
+					}
+					if ref != nil {
+						if err := s.deleteCascade(ctx, tx, rc, ref, seen, changes); err != nil {
+							return err
+						}
 					}
 					continue
 				}
@@ -601,12 +613,20 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 				if _, err := ub.Exec(ctx, tx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id)); err != nil {
 					return err
 				}
+				if upd, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil); err != nil {
+					return err
+				} else if upd != nil {
+					*changes = append(*changes, Change{ActionUpdate, upd})
+				}
 			}
 		}
 	}
 	b := store.NewBuilder(d)
-	_, err := b.Exec(ctx, tx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id))
-	return err
+	if _, err := b.Exec(ctx, tx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id)); err != nil {
+		return err
+	}
+	*changes = append(*changes, Change{ActionDelete, rec})
+	return nil
 }
 
 func requiredRefErr(rc *schema.Collection, f *schema.Field) *apierr.Error {

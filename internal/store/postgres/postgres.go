@@ -1,6 +1,7 @@
-// Package postgres is the client/server store: PostgreSQL through pgx v5
-// (via database/sql, so the rest of Plinth is engine-agnostic), with
-// LISTEN/NOTIFY as the channel between nodes sharing one database.
+// Package postgres is the client/server store: PostgreSQL through pgx v5,
+// used via database/sql (pgx's stdlib adapter) so that records, rules and
+// schema code handle one *sql.DB whatever the engine, with LISTEN/NOTIFY as
+// the channel between nodes sharing one database.
 package postgres
 
 import (
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,77 +26,192 @@ import (
 	"github.com/plinthhq/plinth/internal/store"
 )
 
-// Options tune the connection pool.
+// Options tune the connection pool. Zero values take the defaults below,
+// so callers only set what their deployment needs.
 type Options struct {
-	// MaxConns bounds open connections per node (default 20). Several
-	// nodes share the server's max_connections, so size it per fleet.
+	// MaxConns bounds open connections per node (default 20). Every node
+	// of a fleet draws on the server's max_connections, so size it per
+	// fleet, not per node.
 	MaxConns int
-	// MinConns kept idle and warm (default 2).
+	// MinConns is how many connections Open makes ready before returning
+	// (default 2), so the first requests after start-up do not each pay
+	// for a TCP/TLS handshake. database/sql has no idle floor: after five
+	// idle minutes the pool may shrink below it.
 	MinConns int
-	// StatementTimeout aborts a runaway statement (default 30s).
+	// StatementTimeout aborts a runaway statement server-side (default
+	// 30s), so one bad query cannot hold a connection and its locks
+	// forever.
 	StatementTimeout time.Duration
-	// ConnectTimeout bounds each connection attempt (default 5s).
+	// ConnectTimeout bounds each connection attempt (default 5s), so an
+	// unreachable server fails start-up quickly instead of hanging.
 	ConnectTimeout time.Duration
 }
 
-// describe names the target without credentials, for error messages.
-func describe(c *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s/%s as %s", net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database, c.User)
-}
+// Defaults applied by Open to zero Options fields.
+const (
+	defaultMaxConns         = 20
+	defaultMinConns         = 2
+	defaultStatementTimeout = 30 * time.Second
+	defaultConnectTimeout   = 5 * time.Second
+)
 
-// scrub removes the password from an error text: driver errors may echo
-// the connection string, and startup errors end up in logs.
-func scrub(err error, password string) string {
-	msg := err.Error()
-	if password != "" {
-		msg = strings.ReplaceAll(msg, password, "********")
-	}
-	return passwordRe.ReplaceAllString(msg, "${1}********")
-}
-
-var passwordRe = regexp.MustCompile(`(password=|://[^:/@\s]*:)[^\s@&]*`)
-
-// Open connects to url and checks the server answers.
-func Open(ctx context.Context, url string, o Options) (*store.DB, error) {
+func (o Options) withDefaults() Options {
 	if o.MaxConns <= 0 {
-		o.MaxConns = 20
+		o.MaxConns = defaultMaxConns
 	}
 	if o.MinConns <= 0 {
-		o.MinConns = 2
+		o.MinConns = defaultMinConns
 	}
+	o.MinConns = min(o.MinConns, o.MaxConns)
 	if o.StatementTimeout <= 0 {
-		o.StatementTimeout = 30 * time.Second
+		o.StatementTimeout = defaultStatementTimeout
 	}
 	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 5 * time.Second
+		o.ConnectTimeout = defaultConnectTimeout
 	}
-	cfg, err := pgx.ParseConfig(url)
+	return o
+}
+
+// Open connects to the database at connString (a postgres:// URL or a
+// keyword/value DSN) and checks the server answers within the connect
+// timeout. Read and Write of the returned DB are the same pool: the server
+// does its own concurrency control, unlike SQLite. The DB's Notifier uses
+// LISTEN/NOTIFY, so connString must reach PostgreSQL in session mode (not through
+// a transaction-pooling proxy) for notifications to work.
+//
+// Errors never contain the password: they name only host, port, database
+// and user, because start-up errors end up in logs and terminals.
+func Open(ctx context.Context, connString string, o Options) (*store.DB, error) {
+	o = o.withDefaults()
+	cfg, err := parseConfig(connString)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: invalid database URL: %s", scrub(err, ""))
+		return nil, err
 	}
 	cfg.ConnectTimeout = o.ConnectTimeout
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	// Timestamps Plinth formats itself are UTC; a session in the server's
+	// local zone would make now() and casts disagree between nodes.
 	cfg.RuntimeParams["TimeZone"] = "UTC"
-	cfg.RuntimeParams["application_name"] = "plinth"
+	// The dialect writes ESCAPE '\' and regex literals with backslashes;
+	// pin the meaning of backslash in literals whatever the server config.
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "plinth"
+	}
+
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(o.MaxConns)
 	db.SetMaxIdleConns(o.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	// Recycling connections lets a fleet rebalance after a failover or a
+	// proxy change, and bounds per-backend memory growth.
+	db.SetConnMaxLifetime(time.Hour)
+
 	pctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout+time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("postgres: cannot connect to %s: %s", describe(cfg), scrub(err, cfg.Password))
+		return nil, fmt.Errorf("postgres: cannot connect to %s: %s", describe(cfg), scrub(err.Error(), connString, cfg.Password))
 	}
+	warm(pctx, db, o.MinConns)
+
 	out := store.NewDB(Dialect{}, db, db, db.Close)
-	out.Notifier = &notifier{db: db, cfg: cfg}
+	lcfg := cfg.Copy()
+	lcfg.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + "-listener"
+	out.Notifier = &notifier{db: db, cfg: lcfg, heartbeat: 30 * time.Second}
 	return out, nil
 }
 
-// Dialect renders PostgreSQL SQL.
+// warm opens up to n connections and returns them to the pool idle. It is
+// best effort: the ping already proved the server answers.
+func warm(ctx context.Context, db *sql.DB, n int) {
+	conns := make([]*sql.Conn, 0, n)
+	for range n {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// parseConfig parses a connection string, returning an error free of the
+// password: pgx's own parse errors redact only what they recognise, and
+// net/url's messages may quote the string they failed on.
+func parseConfig(connString string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(connString)
+	if err == nil {
+		return cfg, nil
+	}
+	msg := err.Error()
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		// "cannot parse `<redacted string>`: reason" — keep the reason.
+		if i := strings.Index(msg, "`: "); i >= 0 {
+			msg = msg[i+3:]
+		}
+	}
+	return nil, fmt.Errorf("postgres: invalid database URL: %s", scrub(msg, connString, ""))
+}
+
+// describe names the target without credentials, for error messages.
+func describe(c *pgx.ConnConfig) string {
+	host := c.Host
+	if !strings.HasPrefix(host, "/") {
+		host = net.JoinHostPort(host, strconv.Itoa(int(c.Port)))
+	}
+	return host + "/" + c.Database + " as " + c.User
+}
+
+var (
+	// kvPassword matches password=value and sslpassword=value in DSNs and
+	// URL queries, quoted or not.
+	kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)`)
+	// urlPassword matches the userinfo password of a URL: scheme://user:pw@
+	urlPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+)
+
+// scrub removes every trace of a password from an error text: the parsed
+// password, whatever stands in a password position of the raw connection
+// string (also when it failed to parse), and its percent-encoded forms.
+func scrub(msg, connString, password string) string {
+	secrets := []string{password}
+	if m := urlPassword.FindStringSubmatch(connString); m != nil {
+		raw := strings.TrimSuffix(strings.TrimPrefix(m[0], m[1]), "@")
+		secrets = append(secrets, raw)
+		if dec, err := url.PathUnescape(raw); err == nil {
+			secrets = append(secrets, dec)
+		}
+	}
+	for _, m := range kvPassword.FindAllStringSubmatch(connString, -1) {
+		secrets = append(secrets, m[2], strings.Trim(m[2], "'"))
+		if dec, err := url.QueryUnescape(m[2]); err == nil {
+			secrets = append(secrets, dec)
+		}
+	}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), url.UserPassword("", s).String()[1:]} {
+			if form != "" {
+				msg = strings.ReplaceAll(msg, form, "xxxxx")
+			}
+		}
+	}
+	// pgconn lists one line per attempted host/TLS mode; keep log lines whole.
+	msg = strings.NewReplacer(":\n\t", ": ", "\n\t", "; ", "\n", "; ").Replace(msg)
+	msg = urlPassword.ReplaceAllString(msg, "${1}xxxxx@")
+	return kvPassword.ReplaceAllString(msg, "${1}xxxxx")
+}
+
+// Dialect renders PostgreSQL SQL. It is stateless; the zero value is ready.
 type Dialect struct{}
 
 var _ store.Dialect = Dialect{}
@@ -102,15 +219,16 @@ var _ store.Dialect = Dialect{}
 // Name implements store.Dialect.
 func (Dialect) Name() string { return "postgres" }
 
-// Placeholder implements store.Dialect.
+// Placeholder implements store.Dialect with PostgreSQL's numbered $n.
 func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
 // Quote implements store.Dialect.
 func (Dialect) Quote(s string) string { return store.QuoteIdent(s) }
 
 // ColumnType implements store.Dialect. Text sorts bytewise (COLLATE "C")
-// so ordering and comparisons agree with SQLite's on every node whatever
-// the server's locale.
+// so ordering, comparisons and ILIKE's ASCII-only case folding agree with
+// SQLite's BINARY collation on every node, whatever the server's locale.
+// JSON and arrays are JSONB so they can be indexed and unnested.
 func (Dialect) ColumnType(k schema.ColumnKind) string {
 	switch k {
 	case schema.ColNumber:
@@ -125,37 +243,52 @@ func (Dialect) ColumnType(k schema.ColumnKind) string {
 	return `TEXT COLLATE "C" NOT NULL DEFAULT ''`
 }
 
+// asArray is expr as a JSONB array; anything that is not an array (a JSON
+// null, an object, a scalar) reads as empty, as the SQLite dialect does,
+// because jsonb_array_elements_text and jsonb_array_length raise errors
+// on non-arrays.
 func asArray(expr string) string {
 	return "(CASE WHEN jsonb_typeof((" + expr + ")::jsonb) = 'array' THEN (" + expr + ")::jsonb ELSE '[]'::jsonb END)"
 }
 
-// JSONEach implements store.Dialect.
+// JSONEach implements store.Dialect. The column alias makes the element
+// readable as alias.value, like SQLite's json_each; a function call in
+// FROM may refer to earlier FROM items and outer queries (implicit
+// LATERAL), so it works correlated.
 func (Dialect) JSONEach(expr, alias string) string {
 	return "jsonb_array_elements_text(" + asArray(expr) + ") AS " + alias + "(value)"
 }
 
-// JSONEachParam implements store.Dialect.
-func (Dialect) JSONEachParam(p, alias string) string {
-	return "jsonb_array_elements_text(CAST(" + p + " AS JSONB)) AS " + alias + "(value)"
+// JSONEachParam implements store.Dialect over a bound JSON array text.
+func (d Dialect) JSONEachParam(p, alias string) string {
+	return d.JSONEach("CAST("+p+" AS JSONB)", alias)
 }
 
-// JSONArrayLength implements store.Dialect.
+// JSONArrayLength implements store.Dialect; non-arrays count 0.
 func (Dialect) JSONArrayLength(expr string) string {
 	return "jsonb_array_length(" + asArray(expr) + ")"
 }
 
-// JSONPath implements store.Dialect.
+// JSONPath implements store.Dialect. #>> yields scalars as text (strings
+// unquoted), objects and arrays as JSON text, and NULL for a missing path
+// or a JSON null. Segments are [A-Za-z0-9_], validated by the filter
+// parser, so they need no quoting inside the path literal.
 func (Dialect) JSONPath(expr string, path []string) string {
 	return "((" + expr + ")::jsonb #>> '{" + strings.Join(path, ",") + "}')"
 }
 
-// Like implements store.Dialect.
+// Like implements store.Dialect. ILIKE is PostgreSQL's case-insensitive
+// LIKE; the explicit ESCAPE matches the escaping of the pattern builder.
 func (Dialect) Like(expr, param string) string { return expr + ` ILIKE ` + param + ` ESCAPE '\'` }
 
-// CastText implements store.Dialect.
+// CastText implements store.Dialect. A JSONB value casts to its JSON text
+// (a string keeps its quotes); booleans cast to 'true'/'false'.
 func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
 
-// Cast implements store.Dialect.
+// Cast implements store.Dialect. PostgreSQL infers a bare parameter's
+// type from context, which a SELECT list does not give, so a row built
+// from parameters needs the column types (and text the column collation)
+// spelled out to compare like a stored row.
 func (Dialect) Cast(expr string, k schema.ColumnKind) string {
 	switch k {
 	case schema.ColNumber:
@@ -168,23 +301,32 @@ func (Dialect) Cast(expr string, k schema.ColumnKind) string {
 	return "CAST(" + expr + ` AS TEXT) COLLATE "C"`
 }
 
-// NumberFromText implements store.Dialect without ever raising a cast
-// error on non-numeric text.
+// NumberFromText implements store.Dialect. A plain CAST would raise an
+// error on non-numeric text and fail the whole query, so only text that
+// looks like a number is cast; anything else is NULL. Digit counts are
+// bounded so the cast cannot overflow or underflow a double either.
 func (Dialect) NumberFromText(expr string) string {
-	return "(CASE WHEN (" + expr + ") ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$' THEN CAST(" + expr + " AS DOUBLE PRECISION) END)"
+	t := "CAST(" + expr + " AS TEXT)"
+	return "(CASE WHEN " + t + ` ~ '^\s*[-+]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][-+]?[0-9]{1,2})?\s*$' THEN CAST(` + t + " AS DOUBLE PRECISION) END)"
 }
 
 // Random implements store.Dialect.
 func (Dialect) Random() string { return "RANDOM()" }
 
-// CreateIndex implements store.Dialect.
+// CreateIndex implements store.Dialect, as the SQLite dialect does: a
+// partial index skips rows whose (only) column is the empty string, so
+// many records may leave a unique optional field empty.
 func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
 	var b strings.Builder
 	b.WriteString("CREATE ")
 	if ix.Unique {
 		b.WriteString("UNIQUE ")
 	}
-	b.WriteString("INDEX " + d.Quote(ix.Name) + " ON " + d.Quote(table) + " (")
+	b.WriteString("INDEX ")
+	b.WriteString(d.Quote(ix.Name))
+	b.WriteString(" ON ")
+	b.WriteString(d.Quote(table))
+	b.WriteString(" (")
 	for i, c := range ix.Columns {
 		if i > 0 {
 			b.WriteString(", ")
@@ -192,19 +334,22 @@ func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string
 		b.WriteString(d.Quote(c))
 	}
 	b.WriteString(")")
-	if partial {
-		b.WriteString(" WHERE " + d.Quote(ix.Columns[0]) + " != ''")
+	if partial && len(ix.Columns) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(d.Quote(ix.Columns[0]))
+		b.WriteString(" != ''")
 	}
 	return b.String()
 }
 
-// DropIndex implements store.Dialect.
+// DropIndex implements store.Dialect. Index names are schema-wide in
+// PostgreSQL, so the table is not needed.
 func (Dialect) DropIndex(_, name string) string {
 	return "DROP INDEX IF EXISTS " + store.QuoteIdent(name)
 }
 
-// UniqueViolation implements store.Dialect: PostgreSQL names the
-// constraint (the index name, or <table>_pkey).
+// UniqueViolation implements store.Dialect. PostgreSQL names the violated
+// constraint: the unique index's name, or <table>_pkey for the id.
 func (Dialect) UniqueViolation(err error) (string, bool) {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
@@ -213,9 +358,13 @@ func (Dialect) UniqueViolation(err error) (string, bool) {
 	return "", false
 }
 
-// ViewColumns implements store.Dialect from the result column types.
+// ViewColumns implements store.Dialect from the result column types the
+// server reports; LIMIT 0 means the query is planned but no row is read.
+// JSON arrays and objects are both JSONB, so arrays come back as ColJSON:
+// a view that needs a multi-valued field must declare it.
 func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) ([]store.ViewColumn, error) {
-	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+") AS v LIMIT 0")
+	// The newline ends a trailing "-- comment" in the user's query.
+	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+"\n) AS v LIMIT 0")
 	if err != nil {
 		return nil, err
 	}
@@ -226,122 +375,250 @@ func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) (
 	}
 	out := make([]store.ViewColumn, len(cts))
 	for i, ct := range cts {
-		k := schema.ColText
-		switch t := strings.ToUpper(ct.DatabaseTypeName()); {
-		case t == "BOOL":
-			k = schema.ColBool
-		case t == "JSONB" || t == "JSON":
-			k = schema.ColJSON
-		case strings.HasPrefix(t, "INT") || strings.HasPrefix(t, "FLOAT") || t == "NUMERIC":
-			k = schema.ColNumber
-		}
-		out[i] = store.ViewColumn{Name: ct.Name(), Kind: k}
+		out[i] = store.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
 	}
 	return out, rows.Err()
+}
+
+// kindOf maps a pgx type name (upper case, e.g. "FLOAT8") to a storage
+// class; anything unrecognised is text, the safest reading.
+func kindOf(t string) schema.ColumnKind {
+	switch strings.ToUpper(t) {
+	case "BOOL":
+		return schema.ColBool
+	case "JSON", "JSONB":
+		return schema.ColJSON
+	case "INT2", "INT4", "INT8", "FLOAT4", "FLOAT8", "NUMERIC":
+		return schema.ColNumber
+	}
+	return schema.ColText
 }
 
 // notifier implements store.Notifier with LISTEN/NOTIFY.
 type notifier struct {
 	db  *sql.DB
-	cfg *pgx.ConnConfig
+	cfg *pgx.ConnConfig // for the dedicated listening connections
+	// heartbeat is how long a listener waits silently before pinging, so
+	// a half-open TCP connection is noticed in seconds, not at the next
+	// kernel keepalive failure.
+	heartbeat time.Duration
 }
 
+// channelRe keeps channel names to unquoted-identifier shape, within
+// PostgreSQL's 63-byte limit: LISTEN would silently truncate a longer name
+// while pg_notify would reject it.
 var channelRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Notify implements store.Notifier.
-func (n *notifier) Notify(ctx context.Context, channel, payload string) error {
-	_, err := n.db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, payload)
-	return err
-}
-
-// Listen implements store.Notifier on a dedicated connection (a pooled one
-// would miss notifications between uses), re-connecting with backoff.
-func (n *notifier) Listen(ctx context.Context, channel string, fn func(string)) error {
+func checkChannel(channel string) error {
 	if !channelRe.MatchString(channel) {
 		return fmt.Errorf("postgres: invalid channel name %q", channel)
-	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := n.listenOnce(ctx, channel, fn, func() { backoff = 100 * time.Millisecond })
-		if ctx.Err() != nil {
-			break
-		}
-		_ = err // the caller converges through its own poll meanwhile
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	return nil
 }
 
-func (n *notifier) listenOnce(ctx context.Context, channel string, fn func(string), connected func()) error {
-	conn, err := pgx.ConnectConfig(ctx, n.cfg)
-	if err != nil {
+// Backoff bounds between listener reconnection attempts.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// Notify implements store.Notifier. The notification is delivered when
+// the surrounding transaction (here: the statement) commits.
+func (n *notifier) Notify(ctx context.Context, channel, payload string) error {
+	if err := checkChannel(channel); err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+store.QuoteIdent(channel)); err != nil {
+	_, err := n.db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, payload)
+	return err
+}
+
+// Listen implements store.Notifier on a dedicated connection per call: a
+// pooled one would be handed to queries and miss notifications between
+// uses. When the connection is lost it reconnects with exponential
+// backoff (100ms doubling to 5s) and LISTENs again until ctx ends;
+// notifications sent while disconnected are lost, so callers must also
+// poll. It returns nil when ctx ends, or an error for an invalid channel.
+func (n *notifier) Listen(ctx context.Context, channel string, fn func(payload string)) error {
+	if err := checkChannel(channel); err != nil {
 		return err
 	}
-	connected()
+	backoff := minBackoff
 	for {
-		note, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
+		listened, _ := n.listenOnce(ctx, channel, fn)
+		if ctx.Err() != nil {
+			return nil
 		}
-		fn(note.Payload)
+		if listened {
+			backoff = minBackoff
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
-// CreateTestDatabase creates a fresh, uniquely named database through
-// adminURL and returns its URL and a function dropping it. Tests give each
-// server its own database so runs never see each other's data.
-func CreateTestDatabase(ctx context.Context, adminURL string) (string, func() error, error) {
-	cfg, err := pgx.ParseConfig(adminURL)
+// listenOnce connects, LISTENs and delivers notifications until the
+// connection fails or ctx ends. listened reports whether LISTEN succeeded,
+// which resets the caller's backoff.
+func (n *notifier) listenOnce(ctx context.Context, channel string, fn func(string)) (listened bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, n.cfg)
 	if err != nil {
-		return "", nil, fmt.Errorf("postgres: invalid admin URL: %s", scrub(err, ""))
+		return false, err
 	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "plinth_test_" + hex.EncodeToString(b)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+store.QuoteIdent(channel)); err != nil {
+		return false, err
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, n.heartbeat)
+		note, err := conn.WaitForNotification(wctx)
+		cancel()
+		if note != nil {
+			fn(note.Payload)
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		if wctx.Err() == nil || conn.IsClosed() {
+			return true, err
+		}
+		// Quiet for a heartbeat: a deadline does not break a pgx
+		// connection, so check the server is still there and go on.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return true, err
+		}
+	}
+}
+
+// CreateTestDatabase creates a fresh, uniquely named database
+// (plinth_test_<hex>) through adminURL and returns its URL and a function
+// dropping it. Tests give each server its own database so parallel runs
+// never see each other's data. drop terminates remaining sessions first,
+// so a test that forgot to close its pool still cleans up; it is safe to
+// call more than once.
+func CreateTestDatabase(ctx context.Context, adminURL string) (dbURL string, drop func() error, err error) {
+	cfg, err := parseConfig(adminURL)
 	if err != nil {
-		return "", nil, fmt.Errorf("postgres: cannot connect to %s: %s", describe(cfg), scrub(err, cfg.Password))
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+store.QuoteIdent(name)); err != nil {
 		return "", nil, err
 	}
-	u := replaceDatabase(adminURL, name)
-	drop := func() error {
-		c, err := pgx.ConnectConfig(context.Background(), cfg)
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
+	}
+	name := "plinth_test_" + hex.EncodeToString(b)
+	u, err := replaceDatabase(adminURL, name)
+	if err != nil {
+		return "", nil, err
+	}
+	// Refuse to hand out a URL that would not reach the new database: a
+	// test would otherwise run, and write, against the admin database.
+	if c, err := pgx.ParseConfig(u); err != nil || c.Database != name {
+		return "", nil, errors.New("postgres: cannot derive a test database URL from the admin URL")
+	}
+
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: cannot connect to %s: %s", describe(cfg), scrub(err.Error(), adminURL, cfg.Password))
+	}
+	defer conn.Close(context.Background())
+	// The template must be idle for CREATE DATABASE; parallel test
+	// processes briefly touching it can make it busy, so retry.
+	for attempt := 0; ; attempt++ {
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+store.QuoteIdent(name))
+		if err == nil || !objectInUse(err) || attempt == 20 {
+			break
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			break
+		}
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: create test database: %w", err)
+	}
+	drop = func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.ConnectConfig(dctx, cfg)
 		if err != nil {
-			return err
+			return fmt.Errorf("postgres: cannot connect to %s: %s", describe(cfg), scrub(err.Error(), adminURL, cfg.Password))
 		}
 		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
-		_, err = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+store.QuoteIdent(name))
-		return err
+		for attempt := 0; ; attempt++ {
+			_, _ = c.Exec(dctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+			_, err = c.Exec(dctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name))
+			// A pool that was not closed may reconnect between the two
+			// statements; terminate again and retry.
+			if err == nil || !objectInUse(err) || attempt == 20 || !sleep(dctx, 100*time.Millisecond) {
+				return err
+			}
+		}
 	}
 	return u, drop, nil
 }
 
-// replaceDatabase swaps the database name in a postgres:// URL.
-func replaceDatabase(u, name string) string {
-	rest := u
-	query := ""
+// objectInUse reports PostgreSQL's "database is being accessed by other
+// users" (55006).
+func objectInUse(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55006"
+}
+
+// sleep waits d, reporting false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// replaceDatabase points a connection string at database name. URLs are
+// edited as text, not through net/url, because multi-host URLs
+// (postgres://h1:5432,h2:5432/db) do not parse there; a dbname or database
+// query parameter, which overrides the path, is replaced too.
+// Keyword/value DSNs get a dbname setting appended: the last one wins.
+func replaceDatabase(u, name string) (string, error) {
+	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return strings.TrimSpace(u) + " dbname=" + name, nil
+	}
+	rest, query := u, ""
 	if i := strings.IndexByte(u, '?'); i >= 0 {
-		rest, query = u[:i], u[i:]
+		rest, query = u[:i], u[i+1:]
 	}
-	scheme := strings.Index(rest, "://")
-	if scheme < 0 {
-		return u
-	}
-	hostStart := scheme + 3
+	hostStart := strings.Index(rest, "://") + 3
 	if i := strings.IndexByte(rest[hostStart:], '/'); i >= 0 {
 		rest = rest[:hostStart+i]
 	}
-	return rest + "/" + name + query
+	out := rest + "/" + name
+	if query == "" {
+		return out, nil
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return "", errors.New("postgres: invalid query in database URL")
+	}
+	if vals.Has("dbname") || vals.Has("database") {
+		vals.Del("database")
+		vals.Set("dbname", name)
+		query = vals.Encode()
+	}
+	return out + "?" + query, nil
 }

@@ -1,0 +1,201 @@
+package filter
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/plinthhq/plinth/internal/schema"
+)
+
+// Eval decides e for one record in memory, with the same meaning the
+// compiled SQL has. Record values are API-shaped (string, float64, bool,
+// []string, json.RawMessage, nil). decided is false when the answer needs
+// the database — a path through a relation, @collection, a JSON path —
+// and the caller must fall back to SQL. Realtime fan-out uses this so most
+// rules cost no query per subscriber.
+func Eval(c *schema.Collection, e Expr, rec map[string]any, env *Env) (result, decided bool) {
+	if e == nil {
+		return true, true
+	}
+	ev := &evaluator{c: c, rec: rec, cp: &compiler{env: env}}
+	return ev.expr(e)
+}
+
+type evaluator struct {
+	c   *schema.Collection
+	rec map[string]any
+	cp  *compiler // for request operands, which are constants
+}
+
+func (ev *evaluator) expr(e Expr) (bool, bool) {
+	switch n := e.(type) {
+	case *Logic:
+		l, lok := ev.expr(n.Left)
+		// Short-circuit only on a decided side, as SQL would give the
+		// same answer whatever the other side is.
+		if lok && l != n.And {
+			return l, true
+		}
+		r, rok := ev.expr(n.Right)
+		if rok && r != n.And {
+			return r, true
+		}
+		if !lok || !rok {
+			return false, false
+		}
+		return n.And, true
+	case *Compare:
+		return ev.compare(n)
+	}
+	return false, false
+}
+
+// evalValue is an operand resolved in memory: a constant, or a record
+// field's value with the field's comparison kind.
+type evalValue struct {
+	v       any
+	isField bool
+	kind    kind
+}
+
+func (ev *evaluator) operand(o Operand) (evalValue, bool) {
+	if o.Kind != KindPath {
+		v, err := ev.cp.operand(nil, "", o)
+		if err != nil {
+			return evalValue{}, false
+		}
+		return evalValue{v: v.c}, true
+	}
+	if o.Path[0] == "@request" {
+		if o.Path[1] == "auth" && len(o.Path) > 3 {
+			return evalValue{}, false // relation traversal from the auth record
+		}
+		v, err := ev.cp.request(o)
+		if err != nil || !v.isConst {
+			return evalValue{}, false
+		}
+		return evalValue{v: v.c}, true
+	}
+	if o.Path[0] == "@collection" || len(o.Path) != 1 {
+		return evalValue{}, false
+	}
+	f := ev.c.Field(o.Path[0])
+	if f == nil || f.Type == schema.FieldPassword || f.Name == "tokenKey" || f.Column() == schema.ColJSON {
+		return evalValue{}, false
+	}
+	if !ev.cp.env.Trusted && (f.Hidden || (ev.c.IsAuth() && f.Name == "email")) {
+		return evalValue{}, false
+	}
+	raw := ev.rec[f.Name]
+	if f.Name == "id" {
+		raw = ev.rec["id"]
+	}
+	switch o.Modifier {
+	case "":
+	case "each":
+	case "length":
+		l, ok := raw.([]string)
+		if !ok {
+			return evalValue{}, false
+		}
+		return evalValue{v: float64(len(l)), isField: true, kind: kNumber}, true
+	case "lower":
+		s, ok := raw.(string)
+		if !ok {
+			return evalValue{}, false
+		}
+		return evalValue{v: strings.ToLower(s), isField: true, kind: kText}, true
+	default:
+		return evalValue{}, false
+	}
+	if f.Multi() {
+		l, _ := raw.([]string)
+		if l == nil {
+			l = []string{}
+		}
+		return evalValue{v: l, isField: true, kind: kText}, true
+	}
+	if m, ok := raw.(json.RawMessage); ok {
+		raw = string(m)
+	}
+	return evalValue{v: raw, isField: true, kind: kindOfField(f)}, true
+}
+
+func (ev *evaluator) compare(n *Compare) (bool, bool) {
+	l, ok := ev.operand(n.Left)
+	if !ok {
+		return false, false
+	}
+	r, ok := ev.operand(n.Right)
+	if !ok {
+		return false, false
+	}
+	if !l.isField && !r.isField {
+		return constCompare(n.Op, n.Any, l.v, r.v), true
+	}
+	one := func(a, b any) bool { return typedCompare(n.Op, l, r, a, b) }
+	la, lList := l.v.([]string)
+	rb, rList := r.v.([]string)
+	switch {
+	case lList && rList:
+		return listCompare(n.Op, n.Any, la, func(x string) bool {
+			return listCompare(n.Op, n.Any, rb, func(y string) bool { return one(x, y) })
+		}), true
+	case lList:
+		return listCompare(n.Op, n.Any, la, func(x string) bool { return one(x, r.v) }), true
+	case rList:
+		return listCompare(n.Op, n.Any, rb, func(y string) bool { return one(l.v, y) }), true
+	}
+	return one(l.v, r.v), true
+}
+
+// typedCompare mirrors compiler.cmp: a constant is converted to the
+// field's kind; values that cannot be converted, and fields of different
+// kinds, compare as text.
+func typedCompare(op Op, l, r evalValue, a, b any) bool {
+	if op == OpLike || op == OpNotLike {
+		m := likeMatch(strings.ToLower(toString(a)), strings.ToLower(likePattern(toString(b))))
+		return m == (op == OpLike)
+	}
+	fieldKind, fieldSide := l.kind, 0
+	if !l.isField {
+		fieldKind, fieldSide = r.kind, 1
+	}
+	if (fieldSide == 0 && !r.isField && b == nil) || (fieldSide == 1 && a == nil) {
+		val := a
+		if fieldSide == 1 {
+			val = b
+		}
+		isNull := fieldKind == kText && (val == nil || val == "")
+		switch op {
+		case OpEq:
+			return isNull
+		case OpNeq:
+			return !isNull
+		}
+		return false
+	}
+	if l.isField && r.isField {
+		if l.kind != r.kind {
+			a, b = toString(a), toString(b)
+		}
+		return constCompare(op, false, a, b)
+	}
+	constVal := b
+	if fieldSide == 1 {
+		constVal = a
+	}
+	cv, ok := convert(constVal, fieldKind)
+	if !ok {
+		return constCompare(op, false, toString(a), toString(b))
+	}
+	if fieldSide == 0 {
+		b = cv
+	} else {
+		a = cv
+	}
+	if fieldKind == kText {
+		return constCompare(op, false, toString(a), toString(b))
+	}
+	return constCompare(op, false, a, b)
+}

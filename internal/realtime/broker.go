@@ -1,0 +1,654 @@
+// Package realtime pushes record changes to subscribed clients over SSE
+// and WebSocket. Every event is filtered through the same list/view rules
+// and field visibility as the REST API, per subscriber.
+//
+// Design: writers hand committed changes to Publish, which never blocks
+// on clients. One fan-out goroutine matches each event against the
+// subscriptions; rule checks are decided in memory where the rule allows
+// (filter.Eval) and cached per event by caller identity, so ten thousand
+// anonymous subscribers cost one evaluation, not ten thousand. Each client
+// has a small bounded queue; a client that falls behind is disconnected
+// rather than allowed to slow anyone else.
+package realtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// Options tune the broker.
+type Options struct {
+	// QueueSize bounds undelivered messages per client (default 64).
+	QueueSize int
+	// History is how many recent events are kept for resuming (default 1024).
+	History int
+	// Grace keeps a disconnected client's subscriptions for a reconnect
+	// with Last-Event-ID (default 60s).
+	Grace time.Duration
+}
+
+// Broker owns clients and subscriptions on one node.
+type Broker struct {
+	recs   *records.Service
+	schema func() *schema.Snapshot
+	notify store.Notifier
+	log    *slog.Logger
+	opts   Options
+	node   string
+
+	events  chan *event
+	stopped chan struct{}
+	stop    sync.Once
+	seq     atomic.Uint64
+
+	mu      sync.RWMutex
+	clients map[string]*Client
+	byColl  map[string]map[*Client]struct{} // collection id -> subscribed clients
+	ring    []*event                        // recent events, oldest first
+
+	// Dropped counts clients disconnected for falling behind.
+	Dropped atomic.Int64
+}
+
+// event is one change as distributed to subscribers.
+type event struct {
+	seq    uint64
+	change records.Change
+}
+
+// New creates a broker; Run must be started for events to flow.
+func New(recs *records.Service, snap func() *schema.Snapshot, n store.Notifier, log *slog.Logger, o Options) *Broker {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 64
+	}
+	if o.History <= 0 {
+		o.History = 1024
+	}
+	if o.Grace <= 0 {
+		o.Grace = time.Minute
+	}
+	return &Broker{recs: recs, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
+		events: make(chan *event, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// EventsChannel is the notification channel carrying changes between nodes.
+const EventsChannel = "plinth_events"
+
+// wireChange is a change as sent to other nodes.
+type wireChange struct {
+	Node       string         `json:"node"`
+	Action     string         `json:"action"`
+	Collection string         `json:"collection"`
+	Values     map[string]any `json:"values"`
+}
+
+// maxNotify keeps payloads under PostgreSQL's 8000-byte NOTIFY limit;
+// larger records are announced by id and read back by the receivers.
+const maxNotify = 7000
+
+// Publish queues a committed change for fan-out here and on other nodes.
+// It is called by writers after commit and does not wait for clients.
+func (b *Broker) Publish(ch records.Change) {
+	select {
+	case b.events <- &event{change: ch}:
+	case <-b.stopped:
+		return
+	}
+	if b.notify == nil {
+		return
+	}
+	w := wireChange{Node: b.node, Action: ch.Action, Collection: ch.Record.Collection.ID, Values: ch.Record.Values}
+	payload, err := json.Marshal(w)
+	if err != nil {
+		return
+	}
+	if len(payload) > maxNotify {
+		w.Values = map[string]any{"id": ch.Record.ID()}
+		payload, _ = json.Marshal(struct {
+			wireChange
+			Ref bool `json:"ref"`
+		}{w, true})
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.notify.Notify(ctx, EventsChannel, string(payload)); err != nil {
+			b.log.Warn("realtime: cross-node publish failed", "err", err)
+		}
+	}()
+}
+
+// Run fans out events until ctx ends, and listens for other nodes'.
+func (b *Broker) Run(ctx context.Context) {
+	if b.notify != nil {
+		go b.notify.Listen(ctx, EventsChannel, func(p string) { b.remote(ctx, p) })
+	}
+	sweep := time.NewTicker(b.opts.Grace / 2)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.Shutdown()
+			return
+		case ev := <-b.events:
+			b.dispatch(ctx, ev)
+		case <-sweep.C:
+			b.sweepDetached()
+		}
+	}
+}
+
+// remote turns another node's change back into a record and queues it.
+func (b *Broker) remote(ctx context.Context, payload string) {
+	var w struct {
+		wireChange
+		Ref bool `json:"ref"`
+	}
+	if json.Unmarshal([]byte(payload), &w) != nil || w.Node == b.node {
+		return
+	}
+	c := b.schema().Get(w.Collection)
+	if c == nil {
+		return
+	}
+	var rec *records.Record
+	if w.Ref {
+		id, _ := w.Values["id"].(string)
+		r, err := b.recs.Lookup(ctx, c, id)
+		if err != nil || r == nil {
+			rec = &records.Record{Collection: c, Values: map[string]any{"id": id}}
+		} else {
+			rec = r
+		}
+	} else {
+		rec = records.FromWire(c, w.Values)
+	}
+	select {
+	case b.events <- &event{change: records.Change{Action: w.Action, Record: rec}}:
+	case <-b.stopped:
+	}
+}
+
+// dispatch delivers one event to every matching subscription.
+func (b *Broker) dispatch(ctx context.Context, ev *event) {
+	ev.seq = b.seq.Add(1)
+	coll := ev.change.Record.Collection
+	b.mu.Lock()
+	b.ring = append(b.ring, ev)
+	if len(b.ring) > b.opts.History {
+		b.ring = b.ring[len(b.ring)-b.opts.History:]
+	}
+	targets := make([]*Client, 0, len(b.byColl[coll.ID]))
+	for c := range b.byColl[coll.ID] {
+		targets = append(targets, c)
+	}
+	b.mu.Unlock()
+	if coll.IsAuth() {
+		b.refreshAuth(ctx, ev.change)
+	}
+	dc := newDeliveryCache()
+	for _, c := range targets {
+		b.deliver(ctx, c, ev, dc)
+	}
+}
+
+// deliveryCache memoises, for one event, rule decisions and rendered
+// payloads by caller identity and subscription options.
+type deliveryCache struct {
+	decisions map[string]bool
+	rendered  map[string][]byte
+}
+
+func newDeliveryCache() *deliveryCache {
+	return &deliveryCache{decisions: map[string]bool{}, rendered: map[string][]byte{}}
+}
+
+func identity(caller *records.Caller) string {
+	if caller == nil || caller.Auth == nil {
+		return "-"
+	}
+	return caller.AuthCollection.ID + "/" + caller.Auth.ID()
+}
+
+func (b *Broker) deliver(ctx context.Context, c *Client, ev *event, dc *deliveryCache) {
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	b.deliverLocked(ctx, c, ev, dc)
+}
+
+// deliverLocked runs with c.deliverMu held. Events arrive in sequence
+// order; one at or below lastSeq was already replayed after a resume.
+func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *deliveryCache) {
+	if ev.seq <= c.lastSeq {
+		return
+	}
+	c.lastSeq = ev.seq
+	c.mu.Lock()
+	caller := c.caller
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	rec := ev.change.Record
+	for _, s := range subs {
+		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
+			continue
+		}
+		key := identity(caller) + "\x00" + s.key
+		ok, seen := dc.decisions[key]
+		if !seen {
+			ok = b.visible(ctx, caller, s, rec)
+			dc.decisions[key] = ok
+		}
+		if !ok {
+			continue
+		}
+		msg, seen := dc.rendered[key]
+		if !seen {
+			msg = b.render(ctx, caller, s, ev)
+			dc.rendered[key] = msg
+		}
+		if msg != nil && !c.enqueue(ev.seq, s.Topic, msg) {
+			b.Dropped.Add(1)
+			b.drop(c)
+			return
+		}
+	}
+}
+
+// visible applies the rule a REST read of the record would face: the
+// list rule for collection subscriptions, the view rule for a record
+// subscription, and the subscription's own filter.
+func (b *Broker) visible(ctx context.Context, caller *records.Caller, s *Subscription, rec *records.Record) bool {
+	c := rec.Collection
+	if caller.Superuser() {
+		if s.filter == nil {
+			return true
+		}
+	}
+	rule := c.ListRule
+	if s.RecordID != "" {
+		rule = c.ViewRule
+	}
+	if rule == nil && !caller.Superuser() {
+		return false
+	}
+	exprs := make([]filter.Expr, 0, 2)
+	trusted := []bool{}
+	if !caller.Superuser() && *rule != "" {
+		e, err := b.recs.ParseRule(*rule)
+		if err != nil {
+			return false
+		}
+		exprs, trusted = append(exprs, e), append(trusted, true)
+	}
+	if s.filter != nil {
+		exprs, trusted = append(exprs, s.filter), append(trusted, caller.Superuser())
+	}
+	for i, e := range exprs {
+		env := b.recs.Env(caller, trusted[i], nil)
+		ok, decided := filter.Eval(c, e, rec.Values, env)
+		if !decided {
+			var err error
+			ok, err = b.recs.Matches(ctx, caller, c, e, trusted[i], rec)
+			if err != nil {
+				b.log.Warn("realtime: rule check failed", "collection", c.Name, "err", err)
+				return false
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// render produces the event payload as the subscriber may see it.
+func (b *Broker) render(ctx context.Context, caller *records.Caller, s *Subscription, ev *event) []byte {
+	rec := ev.change.Record
+	if s.Expand != "" && ev.change.Action != records.ActionDelete {
+		if r, err := b.recs.Expanded(ctx, caller, rec, s.Expand); err == nil {
+			rec = r
+		}
+	}
+	out, err := json.Marshal(struct {
+		Action string          `json:"action"`
+		Record json.RawMessage `json:"record"`
+	}{ev.change.Action, records.Output(caller, rec, s.fields)})
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// refreshAuth re-evaluates connections authenticated as a changed auth
+// record: deleted or re-keyed (password change, logout everywhere) means
+// anonymous from now on; otherwise their rules see the new values.
+func (b *Broker) refreshAuth(ctx context.Context, ch records.Change) {
+	b.mu.RLock()
+	var affected []*Client
+	for _, c := range b.clients {
+		c.mu.Lock()
+		if c.caller.Auth != nil && c.caller.AuthCollection.ID == ch.Record.Collection.ID && c.caller.Auth.ID() == ch.Record.ID() {
+			affected = append(affected, c)
+		}
+		c.mu.Unlock()
+	}
+	b.mu.RUnlock()
+	for _, c := range affected {
+		c.mu.Lock()
+		tok := c.token
+		c.mu.Unlock()
+		var caller *records.Caller
+		if ch.Action != records.ActionDelete && tok != "" {
+			if col, rec, err := b.recs.Authenticate(ctx, tok); err == nil {
+				caller = &records.Caller{AuthCollection: col, Auth: rec}
+			}
+		}
+		c.mu.Lock()
+		if caller == nil {
+			c.caller, c.token = &records.Caller{}, ""
+		} else {
+			c.caller = caller
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Subscription is one topic a client listens to.
+type Subscription struct {
+	Topic    string `json:"topic"`
+	Filter   string `json:"filter,omitempty"`
+	Expand   string `json:"expand,omitempty"`
+	Fields   string `json:"fields,omitempty"`
+	RecordID string `json:"-"`
+
+	key          string
+	collectionID string
+	filter       filter.Expr
+	fields       records.Projection
+}
+
+// ParseSubscription validates a subscription for caller. A topic is a
+// collection name ("posts") or one record ("posts/ID").
+func (b *Broker) ParseSubscription(s Subscription) (*Subscription, error) {
+	name, id, _ := strings.Cut(s.Topic, "/")
+	c := b.schema().Get(name)
+	if c == nil {
+		return nil, errTopic(s.Topic, "unknown collection")
+	}
+	if id != "" && !schema.ValidRecordID(id) {
+		return nil, errTopic(s.Topic, "invalid record id")
+	}
+	out := s
+	out.RecordID, out.collectionID = id, c.ID
+	if s.Filter != "" {
+		e, err := filter.Parse(s.Filter)
+		if err != nil {
+			return nil, errTopic(s.Topic, "invalid filter: "+err.Error())
+		}
+		out.filter = e
+	}
+	if _, err := records.ParseFields(s.Fields); err != nil {
+		return nil, errTopic(s.Topic, "invalid fields")
+	}
+	out.fields, _ = records.ParseFields(s.Fields)
+	out.key = s.Topic + "\x00" + s.Filter + "\x00" + s.Expand + "\x00" + s.Fields
+	return &out, nil
+}
+
+type topicError struct{ topic, msg string }
+
+func (e *topicError) Error() string { return e.topic + ": " + e.msg }
+
+func errTopic(topic, msg string) error { return &topicError{topic, msg} }
+
+// Client is one realtime connection (or a recently disconnected one
+// awaiting resume).
+type Client struct {
+	ID    string
+	queue chan message
+	gone  chan struct{} // closed when the broker drops the client
+	once  sync.Once
+
+	mu         sync.Mutex
+	caller     *records.Caller
+	token      string
+	subs       map[string]*Subscription
+	attached   bool
+	detachedAt time.Time
+	// superseded is closed when a resume takes the client over from a
+	// connection the server has not yet seen die.
+	superseded chan struct{}
+
+	// deliverMu orders live delivery against a resume's replay.
+	deliverMu sync.Mutex
+	lastSeq   uint64
+}
+
+type message struct {
+	seq   uint64
+	topic string
+	data  []byte
+}
+
+// enqueue never blocks: a full queue means the client is too slow.
+func (c *Client) enqueue(seq uint64, topic string, data []byte) bool {
+	select {
+	case c.queue <- message{seq, topic, data}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Connect registers a new client.
+func (b *Broker) Connect(caller *records.Caller, token string) *Client {
+	if caller == nil {
+		caller = &records.Caller{}
+	}
+	c := &Client{ID: randomID(20), queue: make(chan message, b.opts.QueueSize), gone: make(chan struct{}),
+		caller: caller, token: token, subs: map[string]*Subscription{}, attached: true, superseded: make(chan struct{})}
+	b.mu.Lock()
+	b.clients[c.ID] = c
+	b.mu.Unlock()
+	return c
+}
+
+// Resume re-attaches a client and queues the events it missed after
+// lastSeq (when they are still in history). ok is false when the client
+// is unknown or belongs to someone else.
+func (b *Broker) Resume(ctx context.Context, id string, lastSeq uint64, caller *records.Caller) (*Client, bool) {
+	b.mu.Lock()
+	c := b.clients[id]
+	if c == nil {
+		b.mu.Unlock()
+		return nil, false
+	}
+	c.mu.Lock()
+	// The client id is an unguessable secret only ever sent down this
+	// client's own stream, so it is enough to resume (browsers cannot
+	// send headers on reconnect); a different signed-in identity is not.
+	if caller != nil && caller.Auth != nil && identity(c.caller) != identity(caller) {
+		c.mu.Unlock()
+		b.mu.Unlock()
+		return nil, false
+	}
+	// A reconnect often arrives before the old connection is noticed
+	// dead: the new one takes over.
+	close(c.superseded)
+	c.superseded = make(chan struct{})
+	c.attached = true
+	c.mu.Unlock()
+	b.mu.Unlock()
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	// Drop what the old connection left undelivered: history replays it.
+	for len(c.queue) > 0 {
+		<-c.queue
+	}
+	b.mu.RLock()
+	var missed []*event
+	for _, ev := range b.ring {
+		if ev.seq > lastSeq {
+			missed = append(missed, ev)
+		}
+	}
+	b.mu.RUnlock()
+	c.lastSeq = lastSeq
+	for _, ev := range missed {
+		// The cache is per event: decisions and payloads differ by event.
+		b.deliverLocked(ctx, c, ev, newDeliveryCache())
+	}
+	return c, true
+}
+
+// attachment returns the channel closed when this connection is superseded.
+func (c *Client) attachment() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.superseded
+}
+
+// Subscribe replaces the client's subscriptions and, when given, its
+// identity. A client that has an identity cannot be taken over by another.
+func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Caller, token string) error {
+	c.mu.Lock()
+	if caller != nil && caller.Auth != nil && c.caller.Auth != nil && identity(caller) != identity(c.caller) {
+		c.mu.Unlock()
+		return errIdentity
+	}
+	if caller != nil && caller.Auth != nil {
+		c.caller, c.token = caller, token
+	}
+	old := c.subs
+	c.subs = make(map[string]*Subscription, len(subs))
+	for _, s := range subs {
+		c.subs[s.key] = s
+	}
+	c.mu.Unlock()
+	b.mu.Lock()
+	for _, s := range old {
+		if m := b.byColl[s.collectionID]; m != nil {
+			delete(m, c)
+		}
+	}
+	for _, s := range subs {
+		m := b.byColl[s.collectionID]
+		if m == nil {
+			m = map[*Client]struct{}{}
+			b.byColl[s.collectionID] = m
+		}
+		m[c] = struct{}{}
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+type identityError struct{}
+
+func (identityError) Error() string { return "the client is authenticated as someone else" }
+
+var errIdentity error = identityError{}
+
+// Get returns a client by id.
+func (b *Broker) Get(id string) *Client {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.clients[id]
+}
+
+// Detach marks a client disconnected; its subscriptions wait Grace for a
+// resume before the sweep removes them. A connection that was superseded
+// by a resume leaves the client alone.
+func (b *Broker) Detach(c *Client, superseded chan struct{}) {
+	c.mu.Lock()
+	if c.superseded != superseded {
+		c.mu.Unlock()
+		return
+	}
+	c.attached = false
+	c.detachedAt = time.Now()
+	c.mu.Unlock()
+	// Undelivered messages are dropped: a resume replays from history.
+	for {
+		select {
+		case <-c.queue:
+		default:
+			return
+		}
+	}
+}
+
+// drop disconnects a client for good.
+func (b *Broker) drop(c *Client) {
+	b.mu.Lock()
+	delete(b.clients, c.ID)
+	for _, m := range b.byColl {
+		delete(m, c)
+	}
+	b.mu.Unlock()
+	c.once.Do(func() { close(c.gone) })
+}
+
+func (b *Broker) sweepDetached() {
+	b.mu.RLock()
+	var stale []*Client
+	for _, c := range b.clients {
+		c.mu.Lock()
+		if !c.attached && time.Since(c.detachedAt) > b.opts.Grace {
+			stale = append(stale, c)
+		}
+		c.mu.Unlock()
+	}
+	b.mu.RUnlock()
+	for _, c := range stale {
+		b.drop(c)
+	}
+}
+
+// Shutdown disconnects every client, so streaming handlers return and a
+// graceful server shutdown does not wait on them; later publishes are
+// discarded.
+func (b *Broker) Shutdown() {
+	b.stop.Do(func() { close(b.stopped) })
+	b.closeAll()
+}
+
+func (b *Broker) closeAll() {
+	b.mu.RLock()
+	all := make([]*Client, 0, len(b.clients))
+	for _, c := range b.clients {
+		all = append(all, c)
+	}
+	b.mu.RUnlock()
+	for _, c := range all {
+		b.drop(c)
+	}
+}
+
+// Stats reports connected clients, for metrics and tests.
+func (b *Broker) Stats() (clients int) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.clients)
+}

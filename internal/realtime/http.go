@@ -1,0 +1,237 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/plinthhq/plinth/internal/records"
+)
+
+// Heartbeat is how often an idle connection gets a keep-alive, so proxies
+// and clients can tell a quiet stream from a dead one.
+var Heartbeat = 25 * time.Second
+
+// writeTimeout bounds one write to a client; a client that does not read
+// is disconnected instead of holding a goroutine forever.
+const writeTimeout = 10 * time.Second
+
+// ServeSSE streams events to a client. A reconnect may pass ?clientId=
+// and the Last-Event-ID header to resume its subscriptions and receive
+// the events it missed.
+func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	var c *Client
+	if id := r.URL.Query().Get("clientId"); id != "" {
+		last, _ := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
+		c, _ = b.Resume(r.Context(), id, last, caller)
+	}
+	if c == nil {
+		c = b.Connect(caller, token)
+	}
+	mine := c.attachment()
+	w.WriteHeader(http.StatusOK)
+	write := func(p []byte) error {
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	connect, _ := json.Marshal(map[string]string{"clientId": c.ID})
+	if write([]byte("event: plinth_connect\ndata: "+string(connect)+"\n\n")) != nil {
+		b.Detach(c, mine)
+		return
+	}
+	tick := time.NewTicker(Heartbeat)
+	defer tick.Stop()
+	buf := make([]byte, 0, 512)
+	for {
+		select {
+		case <-r.Context().Done():
+			b.Detach(c, mine)
+			return
+		case <-c.gone:
+			return
+		case <-mine:
+			return
+		case <-tick.C:
+			if write([]byte(":\n\n")) != nil {
+				b.Detach(c, mine)
+				return
+			}
+		case m := <-c.queue:
+			buf = buf[:0]
+			for {
+				buf = append(buf, "id: "...)
+				buf = strconv.AppendUint(buf, m.seq, 10)
+				buf = append(buf, "\nevent: "...)
+				buf = append(buf, m.topic...)
+				buf = append(buf, "\ndata: "...)
+				buf = append(buf, m.data...)
+				buf = append(buf, "\n\n"...)
+				// Coalesce whatever else is queued into one flush.
+				select {
+				case m = <-c.queue:
+					continue
+				default:
+				}
+				break
+			}
+			if write(buf) != nil {
+				b.Detach(c, mine)
+				return
+			}
+			if cap(buf) > 64<<10 {
+				buf = make([]byte, 0, 512) // don't keep a burst's buffer per idle client
+			}
+		}
+	}
+}
+
+// SubscribeRequest is the body of POST /api/realtime.
+type SubscribeRequest struct {
+	ClientID      string            `json:"clientId"`
+	Subscriptions []json.RawMessage `json:"subscriptions"`
+}
+
+// ParseSubscriptions accepts topics as strings ("posts", "posts/ID") or
+// objects with filter, expand and fields.
+func (b *Broker) ParseSubscriptions(raw []json.RawMessage) ([]*Subscription, error) {
+	if len(raw) > 100 {
+		return nil, errors.New("at most 100 subscriptions per client")
+	}
+	out := make([]*Subscription, 0, len(raw))
+	for _, r := range raw {
+		var s Subscription
+		var topic string
+		if json.Unmarshal(r, &topic) == nil {
+			s.Topic = topic
+		} else if err := json.Unmarshal(r, &s); err != nil {
+			return nil, errors.New("a subscription is a topic string or {topic, filter, expand, fields}")
+		}
+		p, err := b.ParseSubscription(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// wsIn is a message from a WebSocket client.
+type wsIn struct {
+	Type          string            `json:"type"` // "subscribe" or "auth"
+	Token         string            `json:"token"`
+	Subscriptions []json.RawMessage `json:"subscriptions"`
+}
+
+// ServeWS carries the same events over a WebSocket. The client sends
+// {"type":"subscribe","subscriptions":[...]} (optionally with "token" to
+// authenticate) and receives {"type":"event","id","topic","action","record"}.
+func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string, auth func(ctx context.Context, token string) (*records.Caller, error)) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	conn.SetReadLimit(64 << 10)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := b.Connect(caller, token)
+	defer b.drop(c)
+	send := func(v any) error {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
+		defer wcancel()
+		return conn.Write(wctx, websocket.MessageText, data)
+	}
+	if send(map[string]string{"type": "connect", "clientId": c.ID}) != nil {
+		return
+	}
+	go func() {
+		defer cancel()
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			var in wsIn
+			if json.Unmarshal(data, &in) != nil {
+				send(map[string]string{"type": "error", "message": "invalid message"})
+				continue
+			}
+			var who *records.Caller
+			if in.Token != "" {
+				if who, err = auth(ctx, in.Token); err != nil {
+					send(map[string]string{"type": "error", "message": "invalid token"})
+					continue
+				}
+			}
+			if in.Type == "auth" {
+				if err := b.Subscribe(c, c.currentSubs(), who, in.Token); err != nil {
+					send(map[string]string{"type": "error", "message": err.Error()})
+				}
+				continue
+			}
+			subs, err := b.ParseSubscriptions(in.Subscriptions)
+			if err == nil {
+				err = b.Subscribe(c, subs, who, in.Token)
+			}
+			if err != nil {
+				send(map[string]string{"type": "error", "message": err.Error()})
+				continue
+			}
+			send(map[string]any{"type": "subscribed", "subscriptions": len(subs)})
+		}
+	}()
+	tick := time.NewTicker(Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			conn.Close(websocket.StatusNormalClosure, "")
+			return
+		case <-c.gone:
+			conn.Close(websocket.StatusPolicyViolation, "too slow")
+			return
+		case <-tick.C:
+			pctx, pcancel := context.WithTimeout(ctx, writeTimeout)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return
+			}
+		case m := <-c.queue:
+			if send(struct {
+				Type  string          `json:"type"`
+				ID    uint64          `json:"id"`
+				Topic string          `json:"topic"`
+				Data  json.RawMessage `json:"data"`
+			}{"event", m.seq, m.topic, m.data}) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *Client) currentSubs() []*Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package records
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// ParseRule parses (and caches) a rule expression.
+func (s *Service) ParseRule(rule string) (filter.Expr, error) { return s.parseRule(rule) }
+
+// Env builds the filter environment for caller; trusted is true for
+// rules and false for client-supplied filters.
+func (s *Service) Env(caller *Caller, trusted bool, body map[string]any) *filter.Env {
+	return s.env(caller, trusted, body)
+}
+
+// Matches evaluates e for caller against rec's values in SQL, as a
+// derived row: it works for records already deleted and for rules that
+// follow relations into other tables.
+func (s *Service) Matches(ctx context.Context, caller *Caller, c *schema.Collection, e filter.Expr, trusted bool, rec *Record) (bool, error) {
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	res, err := filter.Compile(b, c, "r", e, s.env(caller, trusted, nil), nil)
+	if err != nil {
+		return false, err
+	}
+	if res.Const != nil {
+		return *res.Const, nil
+	}
+	cols := make([]string, 0, len(c.Fields)+1)
+	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
+		v := rec.Values[f.Name]
+		switch x := v.(type) {
+		case []string:
+			v = schema.EncodeList(x)
+		case json.RawMessage:
+			v = string(x)
+		}
+		cols = append(cols, d.Cast(b.Arg(v), f.Column())+" AS "+d.Quote(f.Name))
+	}
+	var one int
+	err = b.QueryRow(ctx, s.DB.Read, "SELECT 1 FROM (SELECT "+strings.Join(cols, ", ")+") r WHERE "+res.SQL).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Lookup reads one record by id, bypassing rules (for internal use).
+func (s *Service) Lookup(ctx context.Context, c *schema.Collection, id string) (*Record, error) {
+	return s.fetchOne(ctx, s.DB.Read, nil, c, id, nil, true, nil)
+}
+
+// Expanded returns a copy of rec with the expand paths resolved for caller.
+func (s *Service) Expanded(ctx context.Context, caller *Caller, rec *Record, expand string) (*Record, error) {
+	cp := &Record{Collection: rec.Collection, Values: rec.Values}
+	if err := s.expand(ctx, caller, rec.Collection, []*Record{cp}, expand); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// FromWire rebuilds a record from JSON-decoded values (another node's
+// event), restoring each field's API type.
+func FromWire(c *schema.Collection, vals map[string]any) *Record {
+	r := &Record{Collection: c, Values: make(map[string]any, len(vals))}
+	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
+		v, ok := vals[f.Name]
+		if !ok {
+			continue
+		}
+		switch f.Column() {
+		case schema.ColArray:
+			list := []string{}
+			if xs, ok := v.([]any); ok {
+				for _, x := range xs {
+					if s, ok := x.(string); ok {
+						list = append(list, s)
+					}
+				}
+			}
+			v = list
+		case schema.ColJSON:
+			if v != nil {
+				b, _ := json.Marshal(v)
+				v = json.RawMessage(b)
+			}
+		default:
+			v = scanValue(f, v)
+		}
+		r.Values[f.Name] = v
+	}
+	return r
+}
