@@ -133,11 +133,24 @@ func (ev *evaluator) compare(n *Compare) (bool, bool) {
 	if !l.isField && !r.isField {
 		return constCompare(n.Op, n.Any, l.v, r.v), true
 	}
+	if castsToText(n.Op, l, r) {
+		// The SQL compares through a text cast, whose output differs by
+		// engine (SQLite renders booleans as 1/0): let SQL decide.
+		return false, false
+	}
 	one := func(a, b any) bool { return typedCompare(n.Op, l, r, a, b) }
 	la, lList := l.v.([]string)
 	rb, rList := r.v.([]string)
 	switch {
 	case lList && rList:
+		// As in SQL: the pairs are the cross product, and when it is
+		// empty both sides compare as empty values.
+		if len(la) == 0 || len(rb) == 0 {
+			if n.Any {
+				return false, true
+			}
+			return one("", ""), true
+		}
 		return listCompare(n.Op, n.Any, la, func(x string) bool {
 			return listCompare(n.Op, n.Any, rb, func(y string) bool { return one(x, y) })
 		}), true
@@ -149,14 +162,45 @@ func (ev *evaluator) compare(n *Compare) (bool, bool) {
 	return one(l.v, r.v), true
 }
 
+// castsToText reports whether the compiled SQL would compare l and r
+// through a text cast of a non-text field.
+func castsToText(op Op, l, r evalValue) bool {
+	isNull := func(v evalValue) bool { return !v.isField && v.v == nil }
+	if isNull(l) || isNull(r) {
+		return false
+	}
+	if op == OpLike || op == OpNotLike {
+		return (l.isField && l.kind != kText) || (r.isField && r.kind != kText)
+	}
+	switch {
+	case l.isField && r.isField:
+		return l.kind != r.kind
+	case l.isField || r.isField:
+		f, c := l, r
+		if !l.isField {
+			f, c = r, l
+		}
+		if f.kind == kText {
+			return false
+		}
+		if list, ok := c.v.([]string); ok {
+			for _, x := range list {
+				if _, ok := convert(x, f.kind); !ok {
+					return true
+				}
+			}
+			return false
+		}
+		_, ok := convert(c.v, f.kind)
+		return !ok
+	}
+	return false
+}
+
 // typedCompare mirrors compiler.cmp: a constant is converted to the
 // field's kind; values that cannot be converted, and fields of different
 // kinds, compare as text.
 func typedCompare(op Op, l, r evalValue, a, b any) bool {
-	if op == OpLike || op == OpNotLike {
-		m := likeMatch(strings.ToLower(toString(a)), strings.ToLower(likePattern(toString(b))))
-		return m == (op == OpLike)
-	}
 	fieldKind, fieldSide := l.kind, 0
 	if !l.isField {
 		fieldKind, fieldSide = r.kind, 1
@@ -168,12 +212,16 @@ func typedCompare(op Op, l, r evalValue, a, b any) bool {
 		}
 		isNull := fieldKind == kText && (val == nil || val == "")
 		switch op {
-		case OpEq:
+		case OpEq, OpLike:
 			return isNull
-		case OpNeq:
+		case OpNeq, OpNotLike:
 			return !isNull
 		}
 		return false
+	}
+	if op == OpLike || op == OpNotLike {
+		m := likeMatch(strings.ToLower(toString(a)), strings.ToLower(likePattern(toString(b))))
+		return m == (op == OpLike)
 	}
 	if l.isField && r.isField {
 		if l.kind != r.kind {
