@@ -10,12 +10,7 @@ import (
 )
 
 // pgAdminURL is where test databases are created; PLINTH_TEST_PG overrides.
-func pgAdminURL() string {
-	if u := os.Getenv("PLINTH_TEST_PG"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+func pgAdminURL() string { return postgres.TestAdminURL() }
 
 var (
 	pgOnce      sync.Once

@@ -213,12 +213,16 @@ func (b *Broker) dispatch(ctx context.Context, ev *event) {
 // deliveryCache memoises, for one event, rule decisions and rendered
 // payloads by caller identity and subscription options.
 type deliveryCache struct {
-	decisions map[string]bool
-	rendered  map[string][]byte
+	decisions map[cacheKey]bool
+	rendered  map[cacheKey][]byte
 }
 
+// cacheKey pairs a caller identity with a subscription; both strings are
+// precomputed, so building a key allocates nothing.
+type cacheKey struct{ ident, sub string }
+
 func newDeliveryCache() *deliveryCache {
-	return &deliveryCache{decisions: map[string]bool{}, rendered: map[string][]byte{}}
+	return &deliveryCache{decisions: map[cacheKey]bool{}, rendered: map[cacheKey][]byte{}}
 }
 
 func identity(caller *records.Caller) string {
@@ -242,18 +246,14 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 	}
 	c.lastSeq = ev.seq
 	c.mu.Lock()
-	caller := c.caller
-	subs := make([]*Subscription, 0, len(c.subs))
-	for _, s := range c.subs {
-		subs = append(subs, s)
-	}
+	caller, ident, subs := c.caller, c.ident, c.subList
 	c.mu.Unlock()
 	rec := ev.change.Record
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
 			continue
 		}
-		key := identity(caller) + "\x00" + s.key
+		key := cacheKey{ident, s.key}
 		ok, seen := dc.decisions[key]
 		if !seen {
 			ok = b.visible(ctx, caller, s, rec)
@@ -370,6 +370,7 @@ func (b *Broker) refreshAuth(ctx context.Context, ch records.Change) {
 		} else {
 			c.caller = caller
 		}
+		c.ident = identity(c.caller)
 		c.mu.Unlock()
 	}
 }
@@ -432,8 +433,10 @@ type Client struct {
 
 	mu         sync.Mutex
 	caller     *records.Caller
+	ident      string // identity(caller), kept in step with it
 	token      string
 	subs       map[string]*Subscription
+	subList    []*Subscription // subs as a slice, replaced (never mutated) on change
 	attached   bool
 	detachedAt time.Time
 	// superseded is closed when a resume takes the client over from a
@@ -467,7 +470,7 @@ func (b *Broker) Connect(caller *records.Caller, token string) *Client {
 		caller = &records.Caller{}
 	}
 	c := &Client{ID: randomID(20), queue: make(chan message, b.opts.QueueSize), gone: make(chan struct{}),
-		caller: caller, token: token, subs: map[string]*Subscription{}, attached: true, superseded: make(chan struct{})}
+		caller: caller, ident: identity(caller), token: token, subs: map[string]*Subscription{}, attached: true, superseded: make(chan struct{})}
 	b.mu.Lock()
 	b.clients[c.ID] = c
 	b.mu.Unlock()
@@ -538,13 +541,18 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 		return errIdentity
 	}
 	if caller != nil && caller.Auth != nil {
-		c.caller, c.token = caller, token
+		c.caller, c.ident, c.token = caller, identity(caller), token
 	}
 	old := c.subs
 	c.subs = make(map[string]*Subscription, len(subs))
+	list := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
+		if _, dup := c.subs[s.key]; !dup {
+			list = append(list, s)
+		}
 		c.subs[s.key] = s
 	}
+	c.subList = list
 	c.mu.Unlock()
 	b.mu.Lock()
 	for _, s := range old {

@@ -229,9 +229,5 @@ func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records
 func (c *Client) currentSubs() []*Subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]*Subscription, 0, len(c.subs))
-	for _, s := range c.subs {
-		out = append(out, s)
-	}
-	return out
+	return c.subList
 }

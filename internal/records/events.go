@@ -2,10 +2,7 @@ package records
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
-	"strings"
 
 	"github.com/plinthhq/plinth/internal/filter"
 	"github.com/plinthhq/plinth/internal/schema"
@@ -25,8 +22,7 @@ func (s *Service) Env(caller *Caller, trusted bool, body map[string]any) *filter
 // derived row: it works for records already deleted and for rules that
 // follow relations into other tables.
 func (s *Service) Matches(ctx context.Context, caller *Caller, c *schema.Collection, e filter.Expr, trusted bool, rec *Record) (bool, error) {
-	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := store.NewBuilder(s.DB.Dialect)
 	res, err := filter.Compile(b, c, "r", e, s.env(caller, trusted, nil), nil)
 	if err != nil {
 		return false, err
@@ -34,23 +30,17 @@ func (s *Service) Matches(ctx context.Context, caller *Caller, c *schema.Collect
 	if res.Const != nil {
 		return *res.Const, nil
 	}
-	cols := make([]string, 0, len(c.Fields)+1)
-	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
-		v := rec.Values[f.Name]
-		switch x := v.(type) {
+	row := s.derivedRow(b, c, func(name string) any {
+		switch x := rec.Values[name].(type) {
 		case []string:
-			v = schema.EncodeList(x)
+			return schema.EncodeList(x)
 		case json.RawMessage:
-			v = string(x)
+			return string(x)
+		default:
+			return x
 		}
-		cols = append(cols, d.Cast(b.Arg(v), f.Column())+" AS "+d.Quote(f.Name))
-	}
-	var one int
-	err = b.QueryRow(ctx, s.DB.Read, "SELECT 1 FROM (SELECT "+strings.Join(cols, ", ")+") r WHERE "+res.SQL).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
+	})
+	return s.exists(ctx, s.DB.Read, b, "SELECT 1 FROM "+row+" r WHERE "+res.SQL)
 }
 
 // Lookup reads one record by id, bypassing rules (for internal use).

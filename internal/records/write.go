@@ -294,15 +294,7 @@ func (s *Service) ruleHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *
 	if r.Const != nil {
 		return *r.Const, nil
 	}
-	var one int
-	err = b.QueryRow(ctx, tx, "SELECT 1 FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+" AND "+r.SQL).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.queryErr(err)
-	}
-	return true, nil
+	return s.exists(ctx, tx, b, "SELECT 1 FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+" AND "+r.SQL)
 }
 
 // newRecordHolds evaluates rule against the record p would create, as a
@@ -311,8 +303,7 @@ func (s *Service) newRecordHolds(ctx context.Context, tx *sql.Tx, caller *Caller
 	if rule == "" {
 		return true, nil
 	}
-	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := store.NewBuilder(s.DB.Dialect)
 	r, err := s.ruleCond(b, c, rule, s.env(caller, true, body), nil)
 	if err != nil {
 		return false, err
@@ -320,16 +311,31 @@ func (s *Service) newRecordHolds(ctx context.Context, tx *sql.Tx, caller *Caller
 	if r.Const != nil {
 		return *r.Const, nil
 	}
+	row := s.derivedRow(b, c, func(name string) any {
+		if i := slices.Index(p.cols, name); i >= 0 {
+			return p.vals[i]
+		}
+		return nil
+	})
+	return s.exists(ctx, tx, b, "SELECT 1 FROM "+row+" r WHERE "+r.SQL)
+}
+
+// derivedRow renders a one-row table with c's columns, typed as stored,
+// holding the given values: rules can then be evaluated against a record
+// that is not (or no longer) in its table.
+func (s *Service) derivedRow(b *store.Builder, c *schema.Collection, value func(name string) any) string {
+	d := s.DB.Dialect
 	cols := make([]string, 0, len(c.Fields)+1)
 	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
-		var v any
-		if i := slices.Index(p.cols, f.Name); i >= 0 {
-			v = p.vals[i]
-		}
-		cols = append(cols, d.Cast(b.Arg(v), f.Column())+" AS "+d.Quote(f.Name))
+		cols = append(cols, d.Cast(b.Arg(value(f.Name)), f.Column())+" AS "+d.Quote(f.Name))
 	}
+	return "(SELECT " + strings.Join(cols, ", ") + ")"
+}
+
+// exists runs a SELECT 1 query and reports whether it returned a row.
+func (s *Service) exists(ctx context.Context, q store.Querier, b *store.Builder, query string) (bool, error) {
 	var one int
-	err = b.QueryRow(ctx, tx, "SELECT 1 FROM (SELECT "+strings.Join(cols, ", ")+") r WHERE "+r.SQL).Scan(&one)
+	err := b.QueryRow(ctx, q, query).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

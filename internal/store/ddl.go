@@ -81,3 +81,26 @@ func DropView(d Dialect, name string) string { return "DROP VIEW IF EXISTS " + d
 
 // DropTable returns the DDL dropping a table.
 func DropTable(d Dialect, name string) string { return "DROP TABLE IF EXISTS " + d.Quote(name) }
+
+// IndexDDL is the CREATE INDEX statement shared by dialects with partial
+// index support. When partial is true the index skips rows whose only
+// column is ” (optional unique text fields).
+func IndexDDL(d Dialect, table string, ix schema.Index, partial bool) string {
+	var b strings.Builder
+	b.WriteString("CREATE ")
+	if ix.Unique {
+		b.WriteString("UNIQUE ")
+	}
+	b.WriteString("INDEX " + d.Quote(ix.Name) + " ON " + d.Quote(table) + " (")
+	for i, c := range ix.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(c))
+	}
+	b.WriteString(")")
+	if partial {
+		b.WriteString(" WHERE " + d.Quote(ix.Columns[0]) + " != ''")
+	}
+	return b.String()
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -313,33 +314,9 @@ func (Dialect) NumberFromText(expr string) string {
 // Random implements store.Dialect.
 func (Dialect) Random() string { return "RANDOM()" }
 
-// CreateIndex implements store.Dialect, as the SQLite dialect does: a
-// partial index skips rows whose (only) column is the empty string, so
-// many records may leave a unique optional field empty.
+// CreateIndex implements store.Dialect.
 func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
-	var b strings.Builder
-	b.WriteString("CREATE ")
-	if ix.Unique {
-		b.WriteString("UNIQUE ")
-	}
-	b.WriteString("INDEX ")
-	b.WriteString(d.Quote(ix.Name))
-	b.WriteString(" ON ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	for i, c := range ix.Columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c))
-	}
-	b.WriteString(")")
-	if partial && len(ix.Columns) > 0 {
-		b.WriteString(" WHERE ")
-		b.WriteString(d.Quote(ix.Columns[0]))
-		b.WriteString(" != ''")
-	}
-	return b.String()
+	return store.IndexDDL(d, table, ix, partial)
 }
 
 // DropIndex implements store.Dialect. Index names are schema-wide in
@@ -621,4 +598,14 @@ func replaceDatabase(u, name string) (string, error) {
 		query = vals.Encode()
 	}
 	return out + "?" + query, nil
+}
+
+// TestAdminURL is where tests create their throwaway databases: the
+// PLINTH_TEST_PG environment variable, or the local server this project's
+// machines run (trust auth, database test).
+func TestAdminURL() string {
+	if u := os.Getenv("PLINTH_TEST_PG"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }

@@ -20,12 +20,7 @@ import (
 )
 
 // adminURL is where test databases are created; PLINTH_TEST_PG overrides.
-func adminURL() string {
-	if u := os.Getenv("PLINTH_TEST_PG"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+func adminURL() string { return TestAdminURL() }
 
 var probe struct {
 	once sync.Once

@@ -187,33 +187,7 @@ func (Dialect) Random() string { return "RANDOM()" }
 
 // CreateIndex implements store.Dialect.
 func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
-	return createIndex(d, table, ix, partial)
-}
-
-func createIndex(d store.Dialect, table string, ix schema.Index, partial bool) string {
-	var b strings.Builder
-	b.WriteString("CREATE ")
-	if ix.Unique {
-		b.WriteString("UNIQUE ")
-	}
-	b.WriteString("INDEX ")
-	b.WriteString(d.Quote(ix.Name))
-	b.WriteString(" ON ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	for i, c := range ix.Columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c))
-	}
-	b.WriteString(")")
-	if partial {
-		b.WriteString(" WHERE ")
-		b.WriteString(d.Quote(ix.Columns[0]))
-		b.WriteString(" != ''")
-	}
-	return b.String()
+	return store.IndexDDL(d, table, ix, partial)
 }
 
 // DropIndex implements store.Dialect.
