@@ -214,7 +214,7 @@ func (b *Broker) dispatch(ctx context.Context, ev *event) {
 // payloads by caller identity and subscription options.
 type deliveryCache struct {
 	decisions map[cacheKey]bool
-	rendered  map[cacheKey][]byte
+	rendered  map[cacheKey]*message // shared by every client with the key
 }
 
 // cacheKey pairs a caller identity with a subscription; both strings are
@@ -222,7 +222,7 @@ type deliveryCache struct {
 type cacheKey struct{ ident, sub string }
 
 func newDeliveryCache() *deliveryCache {
-	return &deliveryCache{decisions: map[cacheKey]bool{}, rendered: map[cacheKey][]byte{}}
+	return &deliveryCache{decisions: map[cacheKey]bool{}, rendered: map[cacheKey]*message{}}
 }
 
 func identity(caller *records.Caller) string {
@@ -264,10 +264,12 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 		}
 		msg, seen := dc.rendered[key]
 		if !seen {
-			msg = b.render(ctx, caller, s, ev)
+			if data := b.render(ctx, caller, s, ev); data != nil {
+				msg = &message{ev.seq, s.Topic, data}
+			}
 			dc.rendered[key] = msg
 		}
-		if msg != nil && !c.enqueue(ev.seq, s.Topic, msg) {
+		if msg != nil && !c.enqueue(msg) {
 			b.Dropped.Add(1)
 			b.drop(c)
 			return
@@ -427,7 +429,7 @@ func errTopic(topic, msg string) error { return &topicError{topic, msg} }
 // awaiting resume).
 type Client struct {
 	ID    string
-	queue chan message
+	queue chan *message
 	gone  chan struct{} // closed when the broker drops the client
 	once  sync.Once
 
@@ -455,9 +457,9 @@ type message struct {
 }
 
 // enqueue never blocks: a full queue means the client is too slow.
-func (c *Client) enqueue(seq uint64, topic string, data []byte) bool {
+func (c *Client) enqueue(m *message) bool {
 	select {
-	case c.queue <- message{seq, topic, data}:
+	case c.queue <- m:
 		return true
 	default:
 		return false
@@ -469,7 +471,7 @@ func (b *Broker) Connect(caller *records.Caller, token string) *Client {
 	if caller == nil {
 		caller = &records.Caller{}
 	}
-	c := &Client{ID: randomID(20), queue: make(chan message, b.opts.QueueSize), gone: make(chan struct{}),
+	c := &Client{ID: randomID(20), queue: make(chan *message, b.opts.QueueSize), gone: make(chan struct{}),
 		caller: caller, ident: identity(caller), token: token, subs: map[string]*Subscription{}, attached: true, superseded: make(chan struct{})}
 	b.mu.Lock()
 	b.clients[c.ID] = c
