@@ -244,10 +244,14 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 	if ev.seq <= c.lastSeq {
 		return
 	}
-	c.lastSeq = ev.seq
 	c.mu.Lock()
-	caller, ident, subs := c.caller, c.ident, c.subList
+	caller, ident, subs, attached := c.caller, c.ident, c.subList, c.attached
 	c.mu.Unlock()
+	if !attached {
+		// Nobody is reading: a resume replays from history instead.
+		return
+	}
+	c.lastSeq = ev.seq
 	rec := ev.change.Record
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
