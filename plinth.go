@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/demo"
+	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/store"
 	"github.com/plinthhq/plinth/internal/store/postgres"
@@ -61,10 +63,24 @@ type Config struct {
 	Static fs.FS
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
 	ShutdownTimeout time.Duration
+	// S3, when Bucket is set, stores files in an S3-compatible service
+	// instead of DataDir/storage (required when several nodes serve the
+	// same database: local disks are not shared).
+	S3 S3Config
+	// MaxUploadBytes bounds one multipart request (default 1 GiB).
+	MaxUploadBytes int64
 	// SchemaPoll is how often a node sharing a database with others
 	// re-checks the schema version, as a backstop to notifications
 	// (default 10s).
 	SchemaPoll time.Duration
+}
+
+// S3Config locates a bucket in any S3-compatible service.
+type S3Config struct {
+	Endpoint, Region, Bucket, AccessKey, SecretKey, Prefix string
+	// PathStyle addresses the bucket in the path (MinIO and most
+	// self-hosted services) rather than in the host name.
+	PathStyle bool
 }
 
 // HashParams tune argon2id; zero fields take the defaults (19 MiB, 2 passes).
@@ -110,14 +126,26 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise database: %w", err)
 	}
+	if c.Records.Files, err = openStorage(ctx, cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
 	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker}
-	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker})
+	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes})
 	return a, nil
+}
+
+func openStorage(ctx context.Context, cfg Config) (files.Storage, error) {
+	if cfg.S3.Bucket == "" {
+		return files.Local{Dir: filepath.Join(cfg.DataDir, "storage")}, nil
+	}
+	return files.NewS3(ctx, files.S3Options{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, Bucket: cfg.S3.Bucket,
+		AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, PathStyle: cfg.S3.PathStyle, Prefix: cfg.S3.Prefix})
 }
 
 func openDB(ctx context.Context, cfg Config) (*store.DB, error) {

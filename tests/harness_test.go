@@ -70,16 +70,26 @@ func newServer(t *testing.T, e engine) *server {
 
 func startServer(t *testing.T, dir, dbURL string) *server {
 	t.Helper()
+	return startServerWith(t, dir, dbURL, nil)
+}
+
+// startServerWith lets a test adjust the configuration (storage, say).
+func startServerWith(t *testing.T, dir, dbURL string, adjust func(*plinth.Config)) *server {
+	t.Helper()
 	var logOut io.Writer = io.Discard
 	if os.Getenv("PLINTH_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
-	app, err := plinth.New(context.Background(), plinth.Config{
+	cfg := plinth.Config{
 		DataDir: dir, DB: dbURL,
 		Logger:          slog.New(slog.NewTextHandler(logOut, nil)),
 		PasswordHashing: plinth.HashParams{MemoryKiB: 512, Iterations: 1},
 		MaxBodyBytes:    1 << 20,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	app, err := plinth.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start plinth: %v", err)
 	}
@@ -100,6 +110,7 @@ type response struct {
 	raw  []byte
 	body map[string]any
 	req  string
+	hdr  http.Header
 }
 
 func (s *server) do(method, path, token string, body any) *response {

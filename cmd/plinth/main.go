@@ -27,6 +27,7 @@ func main() {
 type globals struct {
 	dir          string
 	db           string
+	s3           plinth.S3Config
 	pgMaxConns   int
 	pgStmtTimout time.Duration
 }
@@ -36,8 +37,12 @@ func (g *globals) config() plinth.Config {
 	if db == "" {
 		db = os.Getenv("PLINTH_DB")
 	}
+	s3 := g.s3
+	if s3.SecretKey == "" {
+		s3.SecretKey = os.Getenv("PLINTH_S3_SECRET_KEY") // keeps the secret out of the process list
+	}
 	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout}
+		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout, S3: s3}
 }
 
 func root() *cobra.Command {
@@ -52,6 +57,13 @@ func root() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.db, "db", "", "database URL, e.g. postgres://user@host/db (default: embedded SQLite in --dir; env PLINTH_DB)")
 	cmd.PersistentFlags().IntVar(&g.pgMaxConns, "pg-max-conns", 20, "PostgreSQL: maximum open connections of this node")
 	cmd.PersistentFlags().DurationVar(&g.pgStmtTimout, "pg-statement-timeout", 30*time.Second, "PostgreSQL: abort statements running longer than this")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&g.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for file storage, e.g. https://s3.eu-west-1.amazonaws.com (default: local disk in --dir)")
+	pf.StringVar(&g.s3.Region, "s3-region", "", "S3 region")
+	pf.StringVar(&g.s3.Bucket, "s3-bucket", "", "S3 bucket (enables S3 storage)")
+	pf.StringVar(&g.s3.AccessKey, "s3-access-key", "", "S3 access key")
+	pf.StringVar(&g.s3.SecretKey, "s3-secret-key", "", "S3 secret key (or env PLINTH_S3_SECRET_KEY)")
+	pf.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "address the bucket in the URL path (MinIO and most self-hosted services)")
 	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }

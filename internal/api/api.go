@@ -31,6 +31,9 @@ type Options struct {
 	// Static, when set, is served for every path outside /api/, with
 	// index.html for paths that match no file (single-page apps).
 	Static fs.FS
+	// MaxUploadBytes bounds a multipart request (default 1 GiB); each
+	// file is also bounded by its field's maxSize while it streams.
+	MaxUploadBytes int64
 	// Realtime serves /api/realtime when set.
 	Realtime *realtime.Broker
 	// CORSOrigins lists allowed origins; "*" (the default) allows any.
@@ -51,6 +54,9 @@ type Server struct {
 func New(app *core.App, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 16 << 20
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 1 << 30
 	}
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
@@ -76,6 +82,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
+	m.HandleFunc("GET /api/files/{collection}/{record}/{filename}", s.serveFile)
+	m.HandleFunc("POST /api/files/token", s.fileToken)
 	if s.opts.Realtime != nil {
 		m.HandleFunc("GET /api/realtime", s.realtimeSSE)
 		m.HandleFunc("POST /api/realtime", s.realtimeSubscribe)

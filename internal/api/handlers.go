@@ -71,11 +71,29 @@ func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request) {
+	c := s.app.Schema().Get(r.PathValue("collection"))
 	if err := s.app.DeleteCollection(r.Context(), r.PathValue("collection")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	if c != nil && s.app.Records.Files != nil {
+		s.app.Records.Files.DeletePrefix(r.Context(), c.ID+"/")
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeBody reads a create/update body: JSON, or multipart with files
+// streamed to storage. On any later failure the caller runs cleanup.
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, c *schema.Collection, id string) (map[string]any, *upload, error) {
+	if !isMultipart(r) {
+		body, err := s.decodeBody(w, r)
+		return body, &upload{}, err
+	}
+	body, up, err := s.parseMultipart(w, r, c, id)
+	if err != nil {
+		up.cleanup()
+	}
+	return body, up, err
 }
 
 func intParam(r *http.Request, name string) (int, error) {
@@ -182,17 +200,18 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := s.decodeBody(w, r)
+	body, up, err := s.writeBody(w, r, c, "")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	var rec *records.Record
 	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
-		rec, err = s.app.Records.Create(r.Context(), callerOf(r), c, body)
+		rec, err = s.app.Records.Create(r.Context(), up.caller(callerOf(r)), c, body)
 		return err
 	})
 	if err != nil {
+		up.cleanup()
 		s.fail(w, r, err)
 		return
 	}
@@ -205,17 +224,18 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := s.decodeBody(w, r)
+	body, up, err := s.writeBody(w, r, c, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	var rec *records.Record
 	err = s.fresh(r, c, func(c *schema.Collection) (err error) {
-		rec, err = s.app.Records.Update(r.Context(), callerOf(r), c, r.PathValue("id"), body)
+		rec, err = s.app.Records.Update(r.Context(), up.caller(callerOf(r)), c, r.PathValue("id"), body)
 		return err
 	})
 	if err != nil {
+		up.cleanup()
 		s.fail(w, r, err)
 		return
 	}

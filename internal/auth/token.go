@@ -21,8 +21,11 @@ type Claims struct {
 	Refreshable bool `json:"refreshable,omitempty"`
 }
 
-// Token types.
-const TypeAuth = "auth"
+// Token types: an auth token cannot be used as a file token or the reverse.
+const (
+	TypeAuth = "auth"
+	TypeFile = "file"
+)
 
 var (
 	// ErrInvalidToken covers every malformed, tampered or wrong-key token;

@@ -96,9 +96,43 @@ func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
 // Authenticate resolves a bearer token to its collection and record. Any
 // failure — bad format, unknown record, wrong key, expiry — is one 401.
 func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Collection, *Record, error) {
+	return s.authenticate(ctx, token, auth.TypeAuth)
+}
+
+// FileTokenTTL is the lifetime of tokens for protected files: long enough
+// to load a page's images, short enough that a leaked URL soon expires.
+const FileTokenTTL = 2 * time.Minute
+
+// IssueFileToken signs a short-lived token for reading protected files as
+// the caller. Like auth tokens it dies with the caller's token key.
+func (s *Service) IssueFileToken(ctx context.Context, caller *Caller) (string, error) {
+	c := caller.AuthCollection
+	r, err := s.authRecord(ctx, c, "id", caller.Auth.ID())
+	if err != nil || r == nil {
+		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	}
+	now := time.Now()
+	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: auth.TypeFile, IssuedAt: now.Unix(),
+		Expires: now.Add(FileTokenTTL).Unix()}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	return tok, nil
+}
+
+// AuthenticateFileToken resolves a file token to the caller it was issued to.
+func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Caller, error) {
+	c, r, err := s.authenticate(ctx, token, auth.TypeFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Caller{AuthCollection: c, Auth: r}, nil
+}
+
+func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
 	unauth := apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	claims, err := auth.Peek(token)
-	if err != nil || claims.Type != auth.TypeAuth {
+	if err != nil || claims.Type != typ {
 		return nil, nil, unauth
 	}
 	c := s.Schema().Get(claims.CollectionID)
@@ -112,7 +146,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Colle
 	if r == nil {
 		return nil, nil, unauth
 	}
-	if _, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
+	if v, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil || v.Type != typ {
 		return nil, nil, unauth
 	}
 	return c, stripSecrets(r), nil

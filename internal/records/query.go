@@ -12,6 +12,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/filter"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/store"
@@ -24,6 +25,8 @@ type Service struct {
 	Schema func() *schema.Snapshot
 	// Argon2 tunes password hashing for auth collections.
 	Argon2 auth.Argon2Params
+	// Files stores file field contents (nil: file fields are refused).
+	Files files.Storage
 	// OnChange, when set, receives every committed change, after the
 	// commit, including those made by cascades. It must not block.
 	OnChange func(Change)

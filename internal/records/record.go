@@ -37,6 +37,9 @@ type Caller struct {
 	Method         string
 	Query          url.Values
 	Headers        http.Header
+	// Uploaded lists the file names stored by this request; a file field
+	// may only be set to these or to names the record already has.
+	Uploaded map[string]bool
 }
 
 // Superuser reports whether the caller bypasses rules.

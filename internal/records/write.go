@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/store"
 )
@@ -155,6 +157,12 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 			errs[f.Name] = asValueErr(err)
 			continue
 		}
+		if f.Type == schema.FieldFile {
+			if ve := checkFileNames(caller, f, v, old); ve != nil {
+				errs[f.Name] = ve
+				continue
+			}
+		}
 		switch {
 		case f.Type == schema.FieldPassword:
 			if pc, ok := body["passwordConfirm"]; ok && pc != raw {
@@ -202,6 +210,101 @@ func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) 
 		return "", apierr.Internal(err)
 	}
 	return h, nil
+}
+
+// checkFileNames allows a file field to hold only names the record
+// already has or that this request uploaded, and only in the sizes and
+// count the field allows.
+func checkFileNames(caller *Caller, f *schema.Field, v any, old *Record) *schema.ValueError {
+	names := fileNames(v)
+	have := map[string]bool{}
+	if old != nil {
+		for _, n := range fileNames(old.Values[f.Name]) {
+			have[n] = true
+		}
+	}
+	for _, n := range names {
+		if !have[n] && (caller == nil || !caller.Uploaded[n]) {
+			return &schema.ValueError{Code: "validation_invalid_file", Message: "Unknown file " + n + ": upload files with multipart/form-data."}
+		}
+	}
+	return nil
+}
+
+// fileNames lists the names in a file field value (stored or API shape).
+func fileNames(v any) []string {
+	switch x := v.(type) {
+	case string:
+		if strings.HasPrefix(x, "[") {
+			return schema.DecodeList(x)
+		}
+		if x == "" {
+			return nil
+		}
+		return []string{x}
+	case []string:
+		return x
+	}
+	return nil
+}
+
+// removedFiles lists the files old had that rec no longer has.
+func removedFiles(old, rec *Record) map[*schema.Field][]string {
+	out := map[*schema.Field][]string{}
+	for _, f := range rec.Collection.Fields {
+		if f.Type != schema.FieldFile {
+			continue
+		}
+		keep := map[string]bool{}
+		for _, n := range fileNames(rec.Values[f.Name]) {
+			keep[n] = true
+		}
+		for _, n := range fileNames(old.Values[f.Name]) {
+			if !keep[n] {
+				out[f] = append(out[f], n)
+			}
+		}
+	}
+	return out
+}
+
+// hasFiles reports whether c has a file field.
+func hasFiles(c *schema.Collection) bool {
+	for _, f := range c.Fields {
+		if f.Type == schema.FieldFile {
+			return true
+		}
+	}
+	return false
+}
+
+// afterCommit removes stored files nothing refers to any more. It runs
+// only after the transaction committed: a rolled-back change must find
+// its files still there.
+func (s *Service) afterCommit(ctx context.Context, changes []Change, old *Record) {
+	if s.Files == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, ch := range changes {
+		c := ch.Record.Collection
+		if !hasFiles(c) {
+			continue
+		}
+		switch {
+		case ch.Action == ActionDelete:
+			if err := s.Files.DeletePrefix(ctx, c.ID+"/"+ch.Record.ID()+"/"); err != nil {
+				slog.Warn("delete record files", "collection", c.Name, "record", ch.Record.ID(), "err", err)
+			}
+		case ch.Action == ActionUpdate && old != nil && old.ID() == ch.Record.ID():
+			for _, names := range removedFiles(old, ch.Record) {
+				for _, n := range names {
+					s.Files.Delete(ctx, files.Key(c.ID, old.ID(), n))
+					s.Files.DeletePrefix(ctx, c.ID+"/"+old.ID()+"/thumbs_"+n+"/")
+				}
+			}
+		}
+	}
 }
 
 func listArg(v any) []string {
@@ -455,9 +558,10 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		return nil, errSuperusersOnly()
 	}
 	d := s.DB.Dialect
-	var rec *Record
+	var rec, before *Record
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.UpdateRule, su, body)
+		before = old
 		if err != nil {
 			return err
 		}
@@ -500,6 +604,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		return nil, s.writeErr(c, err)
 	}
 	s.emit([]Change{{ActionUpdate, rec}})
+	s.afterCommit(ctx, []Change{{ActionUpdate, rec}}, before)
 	return rec, nil
 }
 
@@ -534,6 +639,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 		return s.writeErr(c, err)
 	}
 	s.emit(changes)
+	s.afterCommit(ctx, changes, nil)
 	return nil
 }
 

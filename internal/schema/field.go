@@ -25,11 +25,12 @@ const (
 	FieldRelation = "relation"
 	FieldAutodate = "autodate"
 	FieldPassword = "password"
+	FieldFile     = "file"
 )
 
 // FieldTypes lists every field type, for validation and documentation.
 var FieldTypes = []string{FieldText, FieldNumber, FieldBool, FieldEmail, FieldURL, FieldDate,
-	FieldSelect, FieldJSON, FieldRelation, FieldAutodate, FieldPassword}
+	FieldSelect, FieldJSON, FieldRelation, FieldAutodate, FieldPassword, FieldFile}
 
 // Field is one typed attribute of a collection. Options irrelevant to the
 // field's type must be left at their zero value.
@@ -54,8 +55,15 @@ type Field struct {
 	Values []string `json:"values,omitempty"`
 	// select, relation: maximum number of values; 0 or 1 means single-valued.
 	MaxSelect int `json:"maxSelect,omitempty"`
-	// json: maximum encoded size in bytes (default DefaultJSONMaxSize).
-	MaxSize int `json:"maxSize,omitempty"`
+	// json: maximum encoded size in bytes (default DefaultJSONMaxSize);
+	// file: maximum size of each file (default DefaultFileMaxSize).
+	MaxSize int64 `json:"maxSize,omitempty"`
+	// file: allowed content types, checked against the sniffed content
+	// (empty: any); thumbnail sizes that may be requested ("100x100",
+	// "0x300", "200x200f"); whether reading needs a file token.
+	MimeTypes []string `json:"mimeTypes,omitempty"`
+	Thumbs    []string `json:"thumbs,omitempty"`
+	Protected bool     `json:"protected,omitempty"`
 	// relation: target collection id, and whether deleting a target
 	// deletes the records pointing at it.
 	CollectionID  string `json:"collectionId,omitempty"`
@@ -69,6 +77,17 @@ type Field struct {
 
 // DefaultJSONMaxSize bounds json field values when no maxSize is set.
 const DefaultJSONMaxSize = 1 << 20
+
+// DefaultFileMaxSize bounds each uploaded file when no maxSize is set.
+const DefaultFileMaxSize = 5 << 20
+
+// FileMaxSize is the effective per-file limit of a file field.
+func (f *Field) FileMaxSize() int64 {
+	if f.MaxSize > 0 {
+		return f.MaxSize
+	}
+	return DefaultFileMaxSize
+}
 
 // ColumnKind is the storage class a field needs; dialects map it to SQL types.
 type ColumnKind int
@@ -84,7 +103,7 @@ const (
 
 // Multi reports whether the field holds a list of values.
 func (f *Field) Multi() bool {
-	return (f.Type == FieldSelect || f.Type == FieldRelation) && f.MaxSelect > 1
+	return (f.Type == FieldSelect || f.Type == FieldRelation || f.Type == FieldFile) && f.MaxSelect > 1
 }
 
 // Column returns the storage class of the field.
@@ -303,7 +322,7 @@ func (f *Field) Normalize(v any) (any, error) {
 		if err != nil {
 			return nil, verr("validation_invalid_json", "Must be valid JSON.")
 		}
-		max := f.MaxSize
+		max := int(f.MaxSize)
 		if max <= 0 {
 			max = DefaultJSONMaxSize
 		}
@@ -316,6 +335,15 @@ func (f *Field) Normalize(v any) (any, error) {
 		return string(b), nil
 	case FieldAutodate:
 		return nil, nil // set by the records layer, never by clients
+	case FieldFile:
+		// Names only: which names a request may set (kept or freshly
+		// uploaded) is the records layer's check.
+		return f.normalizeList(v, func(s string) error {
+			if !validFileName(s) {
+				return verr("validation_invalid_file", "Invalid file name %q.", s)
+			}
+			return nil
+		})
 	}
 	return nil, verr("validation_unknown_type", "Unknown field type.")
 }
@@ -423,4 +451,17 @@ func asString(v any) (string, error) {
 		return x, nil
 	}
 	return "", verr("validation_invalid_string", "Must be a string.")
+}
+
+// validFileName mirrors files.ValidName (schema cannot import files).
+func validFileName(s string) bool {
+	if s == "" || len(s) > 128 || strings.HasPrefix(s, ".") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -129,6 +129,8 @@ func (c *Collection) Clone() *Collection {
 	for i, f := range c.Fields {
 		fc := *f
 		fc.Values = append([]string(nil), f.Values...)
+		fc.MimeTypes = append([]string(nil), f.MimeTypes...)
+		fc.Thumbs = append([]string(nil), f.Thumbs...)
 		fc.re = nil
 		cp.Fields[i] = &fc
 	}

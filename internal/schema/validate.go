@@ -24,6 +24,8 @@ func (fe FieldErrors) Error() string {
 }
 
 // reservedFieldNames are keys of the record JSON that fields may not shadow.
+var thumbSpecRe = regexp.MustCompile(`^([0-9]{1,4})x([0-9]{1,4})[tbf]?$`)
+
 var reservedFieldNames = map[string]bool{"id": true, "collectionid": true, "collectionname": true, "expand": true}
 
 // authSystemFields are the fields every auth collection has.
@@ -263,6 +265,26 @@ func validateField(c *Collection, f *Field, lookup Lookup) *ValueError {
 		if f.MaxSize < 0 {
 			return verr("validation_invalid_options", "maxSize must be positive.")
 		}
+	case FieldFile:
+		if f.MaxSize < 0 || f.MaxSize > 1<<40 {
+			return verr("validation_invalid_options", "maxSize must be between 0 and 1 TiB.")
+		}
+		if len(f.Thumbs) > 16 || len(f.MimeTypes) > 64 {
+			return verr("validation_invalid_options", "At most 16 thumb sizes and 64 MIME types.")
+		}
+		for _, t := range f.Thumbs {
+			if !thumbSpecRe.MatchString(t) || t == "0x0" {
+				return verr("validation_invalid_options", "Invalid thumb size %q (use WxH, WxHt, WxHb, WxHf, 0xH or Wx0, up to 2000).", t)
+			}
+		}
+		for _, m := range f.MimeTypes {
+			if !strings.Contains(m, "/") || len(m) > 127 {
+				return verr("validation_invalid_options", "Invalid MIME type %q.", m)
+			}
+		}
+	}
+	if f.Type != FieldFile && (len(f.MimeTypes) > 0 || len(f.Thumbs) > 0 || f.Protected) {
+		return verr("validation_invalid_options", "mimeTypes, thumbs and protected apply to file fields only.")
 	}
 	if f.Type != FieldSelect && len(f.Values) > 0 {
 		return verr("validation_invalid_options", "values apply to select fields only.")
@@ -270,8 +292,8 @@ func validateField(c *Collection, f *Field, lookup Lookup) *ValueError {
 	if f.Type != FieldRelation && (f.CollectionID != "" || f.CascadeDelete) {
 		return verr("validation_invalid_options", "collectionId and cascadeDelete apply to relation fields only.")
 	}
-	if f.MaxSelect > 1 && f.Type != FieldSelect && f.Type != FieldRelation {
-		return verr("validation_invalid_options", "maxSelect applies to select and relation fields only.")
+	if f.MaxSelect > 1 && f.Type != FieldSelect && f.Type != FieldRelation && f.Type != FieldFile {
+		return verr("validation_invalid_options", "maxSelect applies to select, relation and file fields only.")
 	}
 	return nil
 }
