@@ -105,6 +105,20 @@ func TestMicroblogSession(t *testing.T) {
 		if got := s.do("GET", "/api/collections/posts/records/"+bobPost, "", nil).status(200).body["reply_to"]; got != "" {
 			t.Errorf("reply_to not cleared: %v", got)
 		}
+		// A post with an image: uploaded with the text, in Bob's timeline,
+		// served with a thumbnail; a non-image is refused.
+		img := s.multipartReq("POST", "/api/collections/posts/records", ana, map[string]any{"author": anaID, "text": "look"},
+			part{"image", "cat.png", pngBytes(t, 800, 600)}).status(200)
+		s.multipartReq("POST", "/api/collections/posts/records", ana, map[string]any{"author": anaID, "text": "not an image"},
+			part{"image", "cat.png", []byte("plain text pretending")}).status(400)
+		tl = s.do("GET", "/api/collections/timeline/records?sort=-created", bob, nil).status(200).items()
+		if len(tl) != 1 || tl[0]["image"] != img.str("image") {
+			t.Errorf("timeline image: %v", tl)
+		}
+		th := s.raw("GET", "/api/files/posts/"+img.str("id")+"/"+img.str("image")+"?thumb=600x0", "", "", nil, nil).status(200)
+		if th.hdr.Get("Content-Type") != "image/png" || len(th.raw) == 0 {
+			t.Errorf("image thumb: %v", th.hdr)
+		}
 		// Bob unfollows.
 		f := s.do("GET", "/api/collections/follows/records?filter="+q(`follower = "`+bobID+`"`), "", nil).status(200).items()
 		s.do("DELETE", "/api/collections/follows/records/"+f[0]["id"].(string), ana, nil).status(403)

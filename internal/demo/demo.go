@@ -31,6 +31,7 @@ func Collections() []*schema.Collection {
 				{Name: "name", Type: schema.FieldText, Required: true, Min: f64(1), Max: f64(50)},
 				{Name: "handle", Type: schema.FieldText, Required: true, Pattern: `^[a-z0-9_]{3,20}$`},
 				{Name: "bio", Type: schema.FieldText, Max: f64(160)},
+				{Name: "avatar", Type: schema.FieldFile, MaxSize: 2 << 20, MimeTypes: []string{"image/jpeg", "image/png", "image/gif", "image/webp"}, Thumbs: []string{"100x100"}},
 			},
 			Indexes: []schema.Index{{Name: "idx_users_handle", Columns: []string{"handle"}, Unique: true}}},
 		{Name: "posts", Type: schema.TypeBase, ListRule: public, ViewRule: public,
@@ -40,6 +41,7 @@ func Collections() []*schema.Collection {
 				{Name: "author", Type: schema.FieldRelation, CollectionID: "users", Required: true, CascadeDelete: true},
 				{Name: "text", Type: schema.FieldText, Required: true, Min: f64(1), Max: f64(280)},
 				{Name: "reply_to", Type: schema.FieldRelation, CollectionID: "posts"},
+				{Name: "image", Type: schema.FieldFile, MaxSize: 5 << 20, MimeTypes: []string{"image/jpeg", "image/png", "image/gif", "image/webp"}, Thumbs: []string{"600x0"}},
 			},
 			Indexes: []schema.Index{
 				{Name: "idx_posts_created", Columns: []string{"created"}},
@@ -68,7 +70,7 @@ func Collections() []*schema.Collection {
 				{Name: "idx_likes_post", Columns: []string{"post"}},
 			}},
 		{Name: "timeline", Type: schema.TypeView, ListRule: ptr("viewer = @request.auth.id"), ViewRule: ptr("viewer = @request.auth.id"),
-			ViewQuery: `SELECT f.id || p.id AS id, f.follower AS viewer, p.id AS post, p.author AS author, p.text AS text, p.created AS created
+			ViewQuery: `SELECT f.id || p.id AS id, f.follower AS viewer, p.id AS post, p.author AS author, p.text AS text, p.image AS image, p.created AS created
 				FROM follows f JOIN posts p ON p.author = f.followee`,
 			Fields: []*schema.Field{
 				{Name: "viewer", Type: schema.FieldRelation, CollectionID: "users"},
