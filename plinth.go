@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,6 +70,12 @@ type Config struct {
 	S3 S3Config
 	// MaxUploadBytes bounds one multipart request (default 1 GiB).
 	MaxUploadBytes int64
+	// AuthRatePerIP and AuthRatePerAccount bound login attempts a minute
+	// (0: defaults 60 per IP, 10 per account; negative: off).
+	AuthRatePerIP, AuthRatePerAccount float64
+	// TrustedProxies lists proxy networks (CIDR) whose X-Forwarded-For
+	// header gives the client IP.
+	TrustedProxies []string
 	// SchemaPoll is how often a node sharing a database with others
 	// re-checks the schema version, as a backstop to notifications
 	// (default 10s).
@@ -136,7 +143,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker}
-	a.http = api.New(c, api.Options{MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes})
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		pp, err := netip.ParsePrefix(p)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("invalid trusted proxy %q: want CIDR like 10.0.0.0/8", p)
+		}
+		proxies = append(proxies, pp)
+	}
+	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes})
 	return a, nil
 }
 

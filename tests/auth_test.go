@@ -3,6 +3,8 @@ package tests
 import (
 	"strings"
 	"testing"
+
+	"github.com/plinthhq/plinth"
 )
 
 func TestPasswordAuthAndTokens(t *testing.T) {
@@ -113,4 +115,26 @@ func TestSuperuserManagement(t *testing.T) {
 		s.do("DELETE", "/api/collections/_superusers", s.su, nil).status(400)
 		s.do("PATCH", "/api/collections/_superusers", s.su, map[string]any{"name": "admins"}).status(400)
 	})
+}
+
+func TestLoginRateLimits(t *testing.T) {
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) { c.AuthRatePerAccount = 5; c.AuthRatePerIP = 9 })
+	s.loginSuperuser() // one attempt from this IP
+	s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+	s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "ana@example.com", "password": "password123"}).status(200)
+	login := func(email, pw string) *response {
+		return s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": email, "password": pw})
+	}
+	for i := 0; i < 5; i++ {
+		login("ana@example.com", "wrong-guess").status(400)
+	}
+	r := login("ana@example.com", "password123").status(429) // even the right password: the account is cooling down
+	if r.hdr.Get("Retry-After") == "" || r.body["status"] != 429.0 {
+		t.Errorf("429 without Retry-After or error shape: %v %s", r.hdr, r.raw)
+	}
+	// Case does not give a fresh bucket.
+	login("ANA@example.com", "wrong-guess").status(429)
+	// Another account from the same IP until the IP budget (9 attempts, all counted) is spent.
+	login("bob@example.com", "x-x-x-x-x").status(400)
+	login("bob@example.com", "x-x-x-x-x").status(429)
 }

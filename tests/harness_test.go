@@ -146,7 +146,7 @@ func (s *server) do(method, path, token string, body any) *response {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := &response{t: s.t, code: resp.StatusCode, raw: raw, req: method + " " + path}
+	r := &response{t: s.t, code: resp.StatusCode, raw: raw, req: method + " " + path, hdr: resp.Header}
 	if len(raw) > 0 && raw[0] == '{' {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			s.t.Fatalf("%s: invalid JSON %q", r.req, raw)

@@ -28,6 +28,9 @@ type globals struct {
 	dir          string
 	db           string
 	s3           plinth.S3Config
+	rateIP       float64
+	rateAccount  float64
+	proxies      []string
 	pgMaxConns   int
 	pgStmtTimout time.Duration
 }
@@ -42,7 +45,8 @@ func (g *globals) config() plinth.Config {
 		s3.SecretKey = os.Getenv("PLINTH_S3_SECRET_KEY") // keeps the secret out of the process list
 	}
 	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout, S3: s3}
+		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout, S3: s3,
+		AuthRatePerIP: g.rateIP, AuthRatePerAccount: g.rateAccount, TrustedProxies: g.proxies}
 }
 
 func root() *cobra.Command {
@@ -64,6 +68,9 @@ func root() *cobra.Command {
 	pf.StringVar(&g.s3.AccessKey, "s3-access-key", "", "S3 access key")
 	pf.StringVar(&g.s3.SecretKey, "s3-secret-key", "", "S3 secret key (or env PLINTH_S3_SECRET_KEY)")
 	pf.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "address the bucket in the URL path (MinIO and most self-hosted services)")
+	pf.Float64Var(&g.rateIP, "auth-rate-ip", 60, "login attempts a minute per client IP (negative: no limit)")
+	pf.Float64Var(&g.rateAccount, "auth-rate-account", 10, "login attempts a minute per account (negative: no limit)")
+	pf.StringSliceVar(&g.proxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
 	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }

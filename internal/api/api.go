@@ -11,13 +11,16 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
@@ -31,6 +34,14 @@ type Options struct {
 	// Static, when set, is served for every path outside /api/, with
 	// index.html for paths that match no file (single-page apps).
 	Static fs.FS
+	// AuthRatePerIP and AuthRatePerAccount bound authentication attempts
+	// a minute per client IP and per account (identity), each with a burst
+	// of the same size; 0 takes the defaults (60 and 10), negative
+	// disables.
+	AuthRatePerIP, AuthRatePerAccount float64
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// when finding the client IP.
+	TrustedProxies []netip.Prefix
 	// MaxUploadBytes bounds a multipart request (default 1 GiB); each
 	// file is also bounded by its field's maxSize while it streams.
 	MaxUploadBytes int64
@@ -48,6 +59,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+
+	authIP, authAccount *ratelimit.Limiter
 }
 
 // New builds the HTTP handler for app.
@@ -62,6 +75,16 @@ func New(app *core.App, opts Options) *Server {
 		opts.CORSOrigins = []string{"*"}
 	}
 	s := &Server{app: app, opts: opts, log: app.Log, mux: http.NewServeMux()}
+	mk := func(perMinute, def float64) *ratelimit.Limiter {
+		if perMinute < 0 {
+			return nil
+		}
+		if perMinute == 0 {
+			perMinute = def
+		}
+		return ratelimit.New(perMinute, max(1, int(perMinute)))
+	}
+	s.authIP, s.authAccount = mk(opts.AuthRatePerIP, 60), mk(opts.AuthRatePerAccount, 10)
 	s.routes()
 	return s
 }
@@ -289,4 +312,24 @@ func (s *Server) fresh(r *http.Request, c *schema.Collection, op func(*schema.Co
 		return cerr
 	}
 	return op(c)
+}
+
+// limitAuth applies the authentication rate limits for an attempt on
+// account (collection and identity); it writes the 429 itself.
+func (s *Server) limitAuth(w http.ResponseWriter, r *http.Request, account string) bool {
+	now := time.Now()
+	for _, l := range []struct {
+		lim *ratelimit.Limiter
+		key string
+	}{{s.authIP, "ip:" + ratelimit.ClientIP(r, s.opts.TrustedProxies)}, {s.authAccount, "acct:" + strings.ToLower(account)}} {
+		if l.lim == nil {
+			continue
+		}
+		if ok, wait := l.lim.Allow(l.key, now); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			s.fail(w, r, apierr.New(http.StatusTooManyRequests, "Too many attempts; try again later."))
+			return false
+		}
+	}
+	return true
 }

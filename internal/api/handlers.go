@@ -286,6 +286,9 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, c *schema
 		identity, _ = body["email"].(string)
 	}
 	password, _ := body["password"].(string)
+	if !s.limitAuth(w, r, c.ID+"/"+identity) {
+		return
+	}
 	tok, rec, err := s.app.Records.AuthWithPassword(r.Context(), c, identity, password)
 	if err != nil {
 		s.fail(w, r, err)
