@@ -105,6 +105,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
+	s.authFlowRoutes()
 	m.HandleFunc("GET /api/files/{collection}/{record}/{filename}", s.serveFile)
 	m.HandleFunc("POST /api/files/token", s.fileToken)
 	if s.opts.Realtime != nil {

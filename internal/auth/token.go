@@ -19,12 +19,17 @@ type Claims struct {
 	Expires      int64  `json:"exp"`
 	// Refreshable is false for short-lived special-purpose tokens.
 	Refreshable bool `json:"refreshable,omitempty"`
+	// Email binds verification and email-change tokens to an address.
+	Email string `json:"email,omitempty"`
 }
 
 // Token types: an auth token cannot be used as a file token or the reverse.
 const (
-	TypeAuth = "auth"
-	TypeFile = "file"
+	TypeAuth          = "auth"
+	TypeFile          = "file"
+	TypeVerification  = "verification"
+	TypePasswordReset = "passwordReset"
+	TypeEmailChange   = "emailChange"
 )
 
 var (

@@ -53,6 +53,11 @@ type AuthOptions struct {
 	TokenDuration int64 `json:"tokenDuration"`
 	// MinPasswordLength applies to the password field.
 	MinPasswordLength int `json:"minPasswordLength"`
+	// Lifetimes in seconds of the emailed tokens (defaults: 3 days,
+	// 30 minutes, 30 minutes).
+	VerificationTokenDuration  int64 `json:"verificationTokenDuration,omitempty"`
+	PasswordResetTokenDuration int64 `json:"passwordResetTokenDuration,omitempty"`
+	EmailChangeTokenDuration   int64 `json:"emailChangeTokenDuration,omitempty"`
 	// Secret signs this collection's tokens together with each record's
 	// token key; it never leaves the server.
 	Secret string `json:"-"`
