@@ -121,7 +121,7 @@ func TestEmailFlows(t *testing.T) {
 		s.do("POST", base+"request-verification", "", map[string]any{"email": "nobody@example.com"}).status(204) // no mail, same answer
 		s.do("POST", base+"request-verification", "", map[string]any{"email": "ana@example.com"}).status(204)
 		vt := sink.next(t, "ana@example.com")
-		s.do("POST", base+"auth-refresh", vt, nil).status(401) // a flow token is no login token
+		s.do("POST", base+"auth-refresh", vt, nil).status(401)                                                     // a flow token is no login token
 		s.do("POST", "/api/collections/members/confirm-verification", "", map[string]any{"token": vt}).status(400) // other collection
 		s.do("POST", base+"confirm-verification", "", map[string]any{"token": vt[:len(vt)-3] + "abc"}).status(400) // tampered
 		s.do("POST", base+"confirm-verification", "", map[string]any{"token": vt}).status(204)

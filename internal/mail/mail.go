@@ -34,7 +34,7 @@ type SMTP struct {
 
 // Message is one email.
 type Message struct {
-	FromName, From, To string
+	FromName, From, To  string
 	Subject, HTML, Text string
 }
 
