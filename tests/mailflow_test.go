@@ -76,12 +76,19 @@ var tokenRe = regexp.MustCompile(`token=([A-Za-z0-9_\-.%]+)`)
 
 func (b *smtpSink) next(t *testing.T, to string) string {
 	t.Helper()
+	return b.match(t, to, tokenRe)
+}
+
+// match waits for the next mail, checks its recipient and returns the
+// first group of re in its text part.
+func (b *smtpSink) match(t *testing.T, to string, re *regexp.Regexp) string {
+	t.Helper()
 	select {
 	case m := <-b.got:
 		if m.to != to {
 			t.Fatalf("mail to %s, want %s", m.to, to)
 		}
-		mm := tokenRe.FindStringSubmatch(m.text)
+		mm := re.FindStringSubmatch(m.text)
 		if mm == nil {
 			t.Fatalf("no token in mail: %q", m.text)
 		}
@@ -167,4 +174,58 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+var codeRe = regexp.MustCompile(`code is ([0-9]+)`)
+
+func TestOTPAndMFA(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		sink, addr := startSMTP(t)
+		host, port, _ := net.SplitHostPort(addr)
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"smtp": map[string]any{"host": host, "port": atoi(port), "tls": "none"}}).status(200)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "listRule": "",
+			"authOptions": map[string]any{"otp": map[string]any{"enabled": true}, "mfa": map[string]any{"enabled": true}}})
+		s.collection(map[string]any{"name": "plain", "type": "auth", "createRule": ""})
+		s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "ana@example.com", "password": "password123"}).status(200)
+		base := "/api/collections/users/"
+		s.do("POST", "/api/collections/plain/request-otp", "", map[string]any{"email": "x@example.com"}).status(400)
+
+		// Password first: no token yet, an mfaId instead.
+		r := s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(401)
+		mfa := r.str("mfaId")
+		if mfa == "" || r.body["token"] != nil {
+			t.Fatalf("first factor: %s", r.raw)
+		}
+		// The same method twice is not a second factor.
+		s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123", "mfaId": mfa}).status(400)
+		r = s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(401)
+		mfa = r.str("mfaId")
+
+		// Unknown address: an otpId all the same, and no mail.
+		if id := s.do("POST", base+"request-otp", "", map[string]any{"email": "nobody@example.com"}).status(200).str("otpId"); id == "" {
+			t.Errorf("no otpId for unknown email")
+		}
+		otp := s.do("POST", base+"request-otp", "", map[string]any{"email": "ana@example.com"}).status(200).str("otpId")
+		code := sink.match(t, "ana@example.com", codeRe)
+		if len(code) != 6 {
+			t.Fatalf("code %q", code)
+		}
+		s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": "000000x", "mfaId": mfa}).status(400)
+		tok := s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": code, "mfaId": mfa}).status(200).str("token")
+		s.do("GET", base+"records", tok, nil).status(200)
+		// Single use.
+		s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": code}).status(400)
+
+		// OTP first, then password; guesses are bounded.
+		otp = s.do("POST", base+"request-otp", "", map[string]any{"email": "ana@example.com"}).status(200).str("otpId")
+		code = sink.match(t, "ana@example.com", codeRe)
+		r = s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": code}).status(401)
+		s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123", "mfaId": r.str("mfaId")}).status(200)
+		otp = s.do("POST", base+"request-otp", "", map[string]any{"email": "ana@example.com"}).status(200).str("otpId")
+		code = sink.match(t, "ana@example.com", codeRe)
+		for i := 0; i < 5; i++ {
+			s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": "999999999"}).status(400)
+		}
+		s.do("POST", base+"auth-with-otp", "", map[string]any{"otpId": otp, "password": code}).status(400)
+	})
 }

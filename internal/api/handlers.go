@@ -289,13 +289,87 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, c *schema
 	if !s.limitAuth(w, r, c.ID+"/"+identity) {
 		return
 	}
-	tok, rec, err := s.app.Records.AuthWithPassword(r.Context(), c, identity, password)
+	rec, err := s.app.Records.PasswordFactor(r.Context(), c, identity, password)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	s.completeLogin(w, r, c, rec, "password", body)
+}
+
+// completeLogin applies the MFA policy and answers with a token.
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, c *schema.Collection, rec *records.Record, method string, body map[string]any) {
+	mfaID, _ := body["mfaId"].(string)
+	if err := s.app.Records.SecondFactor(r.Context(), c, rec, method, mfaID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	tok, err := s.app.Records.IssueToken(c, rec)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec = records.StripSecrets(rec)
 	caller := &records.Caller{AuthCollection: c, Auth: rec}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, rec, nil)})
+}
+
+func (s *Server) requestOTP(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	email, _ := body["email"].(string)
+	if !s.limitAuth(w, r, c.ID+"/otp/"+email) {
+		return
+	}
+	id, err := s.app.Records.RequestOTP(r.Context(), c, email)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"otpId": id})
+}
+
+func (s *Server) authWithOTP(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	otpID, _ := body["otpId"].(string)
+	code, _ := body["password"].(string)
+	if !s.limitAuth(w, r, c.ID+"/otp/"+otpID) {
+		return
+	}
+	rec, err := s.app.Records.AuthWithOTP(r.Context(), c, otpID, code)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.completeLogin(w, r, c, rec, "otp", body)
+}
+
+func (s *Server) authCollection(r *http.Request) (*schema.Collection, error) {
+	c, err := s.collection(r)
+	if err != nil {
+		return nil, err
+	}
+	if !c.IsAuth() {
+		return nil, apierr.NotFound("Not an auth collection.")
+	}
+	return c, nil
 }
 
 func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {

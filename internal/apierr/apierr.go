@@ -21,6 +21,8 @@ type Error struct {
 	Status  int                   `json:"status"`
 	Message string                `json:"message"`
 	Data    map[string]FieldError `json:"data"`
+	// MFAID is set on the 401 that asks for a second factor.
+	MFAID string `json:"mfaId,omitempty"`
 	// Cause is logged, never sent.
 	Cause error `json:"-"`
 }

@@ -204,6 +204,11 @@ func (t Template) Render(d Data) (subject, html, text string, err error) {
 
 // Defaults are the templates used until a superuser edits them.
 var Defaults = map[string]Template{
+	"otp": {
+		Subject: "Your {{.AppName}} login code",
+		Text:    "Your one-time login code is {{.Code}}\n\nIt expires in a few minutes. If you did not try to log in, ignore this email.\n",
+		HTML:    `<p>Your one-time login code is <b>{{.Code}}</b></p><p>It expires in a few minutes. If you did not try to log in, ignore this email.</p>`,
+	},
 	"verification": {
 		Subject: "Verify your {{.AppName}} email",
 		Text:    "Confirm your email address by opening this link:\n\n{{.Link}}\n\nIf you did not sign up, ignore this email.\n",

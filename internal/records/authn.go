@@ -38,6 +38,12 @@ func errBadCredentials() *apierr.Error {
 // Unknown identities spend the same hashing time as wrong passwords and get
 // the same answer.
 func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, identity, password string) (string, *Record, error) {
+	return s.authWithPassword(ctx, c, identity, password, true)
+}
+
+// authWithPassword checks the password; with issue false it returns the
+// record (secrets included) without a token, for MFA.
+func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, identity, password string, issue bool) (string, *Record, error) {
 	if !c.IsAuth() {
 		return "", nil, apierr.NotFound("Not an auth collection.")
 	}
@@ -66,6 +72,9 @@ func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, id
 	}
 	if !ok {
 		return "", nil, errBadCredentials()
+	}
+	if !issue {
+		return "", r, nil
 	}
 	tok, err := s.IssueToken(c, r)
 	if err != nil {

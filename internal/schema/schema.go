@@ -58,9 +58,26 @@ type AuthOptions struct {
 	VerificationTokenDuration  int64 `json:"verificationTokenDuration,omitempty"`
 	PasswordResetTokenDuration int64 `json:"passwordResetTokenDuration,omitempty"`
 	EmailChangeTokenDuration   int64 `json:"emailChangeTokenDuration,omitempty"`
+	// OTP enables login with a code sent by email.
+	OTP OTPOptions `json:"otp"`
+	// MFA requires a second, different method after the first succeeds.
+	MFA MFAOptions `json:"mfa"`
 	// Secret signs this collection's tokens together with each record's
 	// token key; it never leaves the server.
 	Secret string `json:"-"`
+}
+
+// OTPOptions configure email one-time passwords.
+type OTPOptions struct {
+	Enabled  bool  `json:"enabled"`
+	Duration int64 `json:"duration,omitempty"` // seconds, default 300
+	Length   int   `json:"length,omitempty"`   // digits, default 6 (6..10)
+}
+
+// MFAOptions configure multi-factor authentication.
+type MFAOptions struct {
+	Enabled  bool  `json:"enabled"`
+	Duration int64 `json:"duration,omitempty"` // seconds to complete the second factor, default 600
 }
 
 // Index is a plain or unique index over one or more fields.

@@ -27,6 +27,23 @@ var systemDDL = []string{
 		name TEXT PRIMARY KEY NOT NULL,
 		applied TEXT NOT NULL
 	)`,
+	// One-time passwords and pending multi-factor logins: short-lived
+	// rows, so any node can complete what another started.
+	`CREATE TABLE IF NOT EXISTS _otps (
+		id TEXT PRIMARY KEY NOT NULL,
+		collection TEXT NOT NULL,
+		record TEXT NOT NULL,
+		hash TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		expires TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS _mfas (
+		id TEXT PRIMARY KEY NOT NULL,
+		collection TEXT NOT NULL,
+		record TEXT NOT NULL,
+		method TEXT NOT NULL,
+		expires TEXT NOT NULL
+	)`,
 }
 
 // SystemDDL returns the statements creating Plinth's own tables.

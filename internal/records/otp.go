@@ -1,0 +1,176 @@
+package records
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/mail"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/settings"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// MaxOTPAttempts bounds guesses per code; with 6 digits that is a 5 in a
+// million chance, before the rate limits even apply.
+const MaxOTPAttempts = 5
+
+func otpHash(c *schema.Collection, otpID, code string) string {
+	m := hmac.New(sha256.New, []byte(c.Auth.Secret))
+	m.Write([]byte(otpID + "\x00" + code))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// RequestOTP emails a one-time code when email has an account and always
+// returns an otpId, so the answer does not reveal whether it has.
+func (s *Service) RequestOTP(ctx context.Context, c *schema.Collection, email string) (string, error) {
+	if !c.Auth.OTP.Enabled {
+		return "", apierr.BadRequest("One-time passwords are not enabled for this collection.")
+	}
+	st, err := settings.Load(ctx, s.DB)
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	if st.SMTP.Host == "" {
+		return "", errMailOff()
+	}
+	otpID := schema.RandomString(20)
+	r, err := s.authRecord(ctx, c, "email", strings.ToLower(strings.TrimSpace(email)))
+	if err != nil || r == nil {
+		return otpID, err
+	}
+	length := c.Auth.OTP.Length
+	if length < 6 || length > 10 {
+		length = 6
+	}
+	n, err := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(length)), nil))
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	code := n.String()
+	code = strings.Repeat("0", length-len(code)) + code
+	ttl := duration(c.Auth.OTP.Duration, 300)
+	b := store.NewBuilder(s.DB.Dialect)
+	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _otps (id, collection, record, hash, attempts, expires) VALUES ("+
+		b.Arg(otpID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, otpID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"); err != nil {
+		return "", apierr.Internal(err)
+	}
+	subject, html, text, err := st.Template("otp").Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: r.String("email"), Code: code})
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	from := st.Sender.Address
+	if from == "" {
+		from = "no-reply@" + hostOf(st.AppURL)
+	}
+	if err := mail.Send(ctx, st.SMTP, mail.Message{FromName: st.Sender.Name, From: from, To: r.String("email"), Subject: subject, HTML: html, Text: text}); err != nil {
+		e := apierr.New(http.StatusServiceUnavailable, "The email could not be sent; try again later.")
+		e.Cause = err
+		return "", e
+	}
+	return otpID, nil
+}
+
+// AuthWithOTP checks a code and returns the record it was sent to. The
+// code is single-use; wrong guesses count against it. Receiving the code
+// proves the address, so the record becomes verified.
+func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, code string) (*Record, error) {
+	bad := apierr.BadRequest("Invalid or expired code.").With("password", "validation_invalid_otp", "Invalid or expired code.")
+	if !c.Auth.OTP.Enabled {
+		return nil, apierr.BadRequest("One-time passwords are not enabled for this collection.")
+	}
+	var recID, hash string
+	var attempts int
+	var expires string
+	var matched bool
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		b := store.NewBuilder(s.DB.Dialect)
+		err := b.QueryRow(ctx, tx, "SELECT record, hash, attempts, expires FROM _otps WHERE id = "+b.Arg(otpID)+" AND collection = "+b.Arg(c.ID)).
+			Scan(&recID, &hash, &attempts, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return bad
+		}
+		if err != nil {
+			return err
+		}
+		if attempts >= MaxOTPAttempts || expires < schema.FormatDate(time.Now()) {
+			return bad
+		}
+		matched = hmac.Equal([]byte(hash), []byte(otpHash(c, otpID, strings.TrimSpace(code))))
+		b = store.NewBuilder(s.DB.Dialect)
+		if matched {
+			_, err = b.Exec(ctx, tx, "DELETE FROM _otps WHERE id = "+b.Arg(otpID))
+		} else {
+			_, err = b.Exec(ctx, tx, "UPDATE _otps SET attempts = attempts + 1 WHERE id = "+b.Arg(otpID))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !matched {
+		return nil, bad
+	}
+	r, err := s.authRecord(ctx, c, "id", recID)
+	if err != nil || r == nil {
+		return nil, bad
+	}
+	if r.Values["verified"] != true {
+		if _, err := s.Update(ctx, s.system(), c, r.ID(), map[string]any{"verified": true}); err != nil {
+			return nil, err
+		}
+		r.Values["verified"] = true
+	}
+	return r, nil
+}
+
+// SecondFactor applies the collection's MFA policy after a successful
+// first method. With MFA off, or when mfaID proves a different method
+// already succeeded for the same record, the login completes (nil
+// error). Otherwise it records this method and returns a 401 carrying the
+// mfaId to present with the next method.
+func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Record, method, mfaID string) error {
+	if !c.Auth.MFA.Enabled {
+		return nil
+	}
+	now := schema.FormatDate(time.Now())
+	if mfaID != "" {
+		var rec, first, expires string
+		b := store.NewBuilder(s.DB.Dialect)
+		err := b.QueryRow(ctx, s.DB.Read, "SELECT record, method, expires FROM _mfas WHERE id = "+b.Arg(mfaID)+" AND collection = "+b.Arg(c.ID)).Scan(&rec, &first, &expires)
+		if err == nil && rec == r.ID() && first != method && expires >= now {
+			b := store.NewBuilder(s.DB.Dialect)
+			b.Exec(ctx, s.DB.Write, "DELETE FROM _mfas WHERE id = "+b.Arg(mfaID))
+			return nil
+		}
+		return apierr.BadRequest("Invalid or expired MFA session.").With("mfaId", "validation_invalid_mfa", "Invalid or expired MFA session, or the same method used twice.")
+	}
+	id := schema.RandomString(20)
+	b := store.NewBuilder(s.DB.Dialect)
+	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _mfas (id, collection, record, method, expires) VALUES ("+b.Arg(id)+", "+b.Arg(c.ID)+", "+
+		b.Arg(r.ID())+", "+b.Arg(method)+", "+b.Arg(schema.FormatDate(time.Now().Add(duration(c.Auth.MFA.Duration, 600))))+")"); err != nil {
+		return apierr.Internal(err)
+	}
+	e := apierr.New(http.StatusUnauthorized, "A second authentication method is required.")
+	e.MFAID = id
+	return e
+}
+
+// PasswordFactor checks identity and password and returns the record
+// with its token key, for the MFA step before a token is issued.
+func (s *Service) PasswordFactor(ctx context.Context, c *schema.Collection, identity, password string) (*Record, error) {
+	_, r, err := s.authWithPassword(ctx, c, identity, password, false)
+	return r, err
+}
+
+// StripSecrets removes the password hash and token key from r.
+func StripSecrets(r *Record) *Record { return stripSecrets(r) }
