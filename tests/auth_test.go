@@ -138,3 +138,43 @@ func TestLoginRateLimits(t *testing.T) {
 	login("bob@example.com", "x-x-x-x-x").status(400)
 	login("bob@example.com", "x-x-x-x-x").status(429)
 }
+
+func TestAuthOptionsAndImpersonation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.do("POST", "/api/collections", s.su, map[string]any{"name": "bad", "type": "auth",
+			"fields": []any{map[string]any{"name": "username", "type": "text"}}, "authOptions": map[string]any{"identityFields": []string{"username"}}}).status(400)
+		s.do("POST", "/api/collections", s.su, map[string]any{"name": "bad", "type": "auth", "authOptions": map[string]any{"manageRule": "nosuch = 1"}}).status(400)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "viewRule": "", "listRule": "",
+			"updateRule": `id = @request.auth.id || @request.auth.role = "admin"`,
+			"fields":     []any{map[string]any{"name": "username", "type": "text"}, map[string]any{"name": "role", "type": "text"}},
+			"indexes":    []any{map[string]any{"name": "idx_users_username", "columns": []string{"username"}, "unique": true}},
+			"authOptions": map[string]any{"identityFields": []string{"email", "username"}, "requireVerified": true,
+				"manageRule": `@request.auth.role = "admin"`}})
+		admin := s.do("POST", "/api/collections/users/records", s.su, map[string]any{"email": "admin@example.com", "password": "password123", "username": "boss", "role": "admin", "verified": true}).status(200).str("id")
+		member := s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "m@example.com", "password": "password123", "username": "member1"}).status(200).str("id")
+		login := func(id, pw string) *response {
+			return s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": id, "password": pw})
+		}
+		// Unverified: refused after the password check; a wrong password looks like any other.
+		login("member1", "password123").status(403)
+		login("member1", "wrong-password").status(400)
+		adminTok := login("boss", "password123").status(200).str("token") // username identity
+		login("admin@example.com", "password123").status(200)
+		// The manage rule lets the admin verify, re-key and re-address the member.
+		s.do("PATCH", "/api/collections/users/records/"+member, adminTok, map[string]any{"verified": true, "password": "reset-by-admin", "email": "m2@example.com"}).status(200)
+		memberTok := login("m2@example.com", "reset-by-admin").status(200).str("token")
+		// The member is no manager.
+		s.do("PATCH", "/api/collections/users/records/"+member, memberTok, map[string]any{"email": "m3@example.com"}).status(400)
+		s.do("PATCH", "/api/collections/users/records/"+admin, memberTok, map[string]any{"password": "hijack-pass-1"}).status(403)
+
+		// Impersonation: superusers only, short-lived, not refreshable.
+		s.do("POST", "/api/collections/users/impersonate/"+member, adminTok, map[string]any{}).status(403)
+		imp := s.do("POST", "/api/collections/users/impersonate/"+member, s.su, map[string]any{"duration": 60}).status(200)
+		itok := imp.str("token")
+		if got := s.do("GET", "/api/collections/users/records/"+member, itok, nil).status(200).body["email"]; got != "m2@example.com" {
+			t.Errorf("impersonated view: %v", got)
+		}
+		s.do("POST", "/api/collections/users/auth-refresh", itok, nil).status(403)
+		s.do("POST", "/api/collections/users/impersonate/nosuchuser00001", s.su, map[string]any{}).status(404)
+	})
+}

@@ -107,6 +107,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
 	s.authFlowRoutes()
 	m.HandleFunc("POST /api/collections/{collection}/request-otp", s.requestOTP)
+	m.HandleFunc("POST /api/collections/{collection}/impersonate/{id}", s.superuser(s.impersonate))
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-otp", s.authWithOTP)
 	m.HandleFunc("GET /api/files/{collection}/{record}/{filename}", s.serveFile)
 	m.HandleFunc("POST /api/files/token", s.fileToken)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
@@ -383,6 +385,10 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
 		return
 	}
+	if claims, err := auth.Peek(bearer(r)); err != nil || !claims.Refreshable {
+		s.fail(w, r, apierr.Forbidden("This token cannot be refreshed."))
+		return
+	}
 	rec, err := s.app.Records.AuthRecordWithKey(r.Context(), c, caller.Auth.ID())
 	if err != nil || rec == nil {
 		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
@@ -394,4 +400,32 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, caller.Auth, nil)})
+}
+
+// impersonate lets a superuser act as a user for a short while: the token
+// cannot be refreshed, and the act is logged with who did it.
+func (s *Server) impersonate(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ttl := 15 * time.Minute
+	if d, ok := body["duration"].(float64); ok && d > 0 {
+		ttl = min(time.Duration(d)*time.Second, time.Hour)
+	}
+	tok, rec, err := s.app.Records.Impersonate(r.Context(), c, r.PathValue("id"), ttl)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	su := callerOf(r).Auth
+	s.log.Warn("impersonation", "superuser", su.ID(), "superuserEmail", su.String("email"), "collection", c.Name, "record", rec.ID(), "ttl", ttl.String())
+	caller := &records.Caller{AuthCollection: c, Auth: rec}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, rec, nil)})
 }

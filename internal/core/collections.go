@@ -63,8 +63,11 @@ func (a *App) lookupWith(extra *schema.Collection) schema.Lookup {
 // referenced elsewhere, say) is refused before any DDL runs.
 func (a *App) validateRules(next *schema.Snapshot) error {
 	for _, c := range next.All() {
-		for _, name := range []string{schema.RuleList, schema.RuleView, schema.RuleCreate, schema.RuleUpdate, schema.RuleDelete} {
+		for _, name := range []string{schema.RuleList, schema.RuleView, schema.RuleCreate, schema.RuleUpdate, schema.RuleDelete, "manageRule"} {
 			r := c.Rule(name)
+			if name == "manageRule" && c.Auth != nil {
+				r = c.Auth.ManageRule
+			}
 			if r == nil || *r == "" {
 				continue
 			}

@@ -43,7 +43,8 @@ func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, id
 
 // authWithPassword checks the password; with issue false it returns the
 // record (secrets included) without a token, for MFA.
-func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, identity, password string, issue bool) (string, *Record, error) {
+func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, identity, password string, issue bool) (tok string, rec *Record, err error) {
+	rawIdentity := identity
 	if !c.IsAuth() {
 		return "", nil, apierr.NotFound("Not an auth collection.")
 	}
@@ -58,9 +59,18 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 		}
 		return "", nil, e
 	}
-	r, err := s.authRecord(ctx, c, "email", identity)
-	if err != nil {
-		return "", nil, err
+	var r *Record
+	for _, field := range identityFields(c) {
+		id := identity
+		if field != "email" {
+			id = strings.TrimSpace(rawIdentity)
+		}
+		if r, err = s.authRecord(ctx, c, c.Field(field).Name, id); err != nil {
+			return "", nil, err
+		}
+		if r != nil {
+			break
+		}
 	}
 	if r == nil {
 		auth.BurnPasswordCheck(password)
@@ -73,12 +83,42 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 	if !ok {
 		return "", nil, errBadCredentials()
 	}
+	// Checked only after the password, so it reveals nothing to guessers.
+	if c.Auth.RequireVerified && r.Values["verified"] != true {
+		return "", nil, apierr.Forbidden("Verify your email address before logging in.")
+	}
 	if !issue {
 		return "", r, nil
 	}
-	tok, err := s.IssueToken(c, r)
+	tok, err = s.IssueToken(c, r)
 	if err != nil {
 		return "", nil, err
+	}
+	return tok, stripSecrets(r), nil
+}
+
+func identityFields(c *schema.Collection) []string {
+	if len(c.Auth.IdentityFields) == 0 {
+		return []string{"email"}
+	}
+	return c.Auth.IdentityFields
+}
+
+// Impersonate issues a short-lived, non-refreshable token for record id of
+// c, for a superuser to act as that user. The caller logs it.
+func (s *Service) Impersonate(ctx context.Context, c *schema.Collection, id string, ttl time.Duration) (string, *Record, error) {
+	r, err := s.authRecord(ctx, c, "id", id)
+	if err != nil {
+		return "", nil, err
+	}
+	if r == nil {
+		return "", nil, apierr.NotFound("The requested resource wasn't found.")
+	}
+	now := time.Now()
+	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix()},
+		auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	if err != nil {
+		return "", nil, apierr.Internal(err)
 	}
 	return tok, stripSecrets(r), nil
 }

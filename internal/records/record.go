@@ -40,6 +40,8 @@ type Caller struct {
 	// Uploaded lists the file names stored by this request; a file field
 	// may only be set to these or to names the record already has.
 	Uploaded map[string]bool
+	// manager is set while the manage rule of an auth collection holds.
+	manager bool
 }
 
 // Superuser reports whether the caller bypasses rules.

@@ -51,7 +51,9 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 	errs := schema.FieldErrors{}
 	p := &prepared{}
 	changed := map[string]bool{}
-	su := caller.Superuser()
+	// Managers (the collection's manage rule) may do what superusers do
+	// to auth fields: set email, password and verified directly.
+	su := caller.Superuser() || caller.manager
 	now := schema.FormatDate(time.Now())
 	creating := old == nil
 
@@ -568,7 +570,19 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		if old == nil {
 			return errLocate
 		}
-		p, _, err := s.prepare(caller, c, body, old)
+		prepCaller := caller
+		if !su && c.IsAuth() && c.Auth.ManageRule != nil {
+			ok, err := s.ruleHolds(ctx, tx, caller, c, *c.Auth.ManageRule, id, body)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cp := *caller
+				cp.manager = true
+				prepCaller = &cp
+			}
+		}
+		p, _, err := s.prepare(prepCaller, c, body, old)
 		if err != nil {
 			return err
 		}

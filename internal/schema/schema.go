@@ -58,6 +58,15 @@ type AuthOptions struct {
 	VerificationTokenDuration  int64 `json:"verificationTokenDuration,omitempty"`
 	PasswordResetTokenDuration int64 `json:"passwordResetTokenDuration,omitempty"`
 	EmailChangeTokenDuration   int64 `json:"emailChangeTokenDuration,omitempty"`
+	// IdentityFields can log in with a password (default ["email"]); any
+	// other must be a text field with a unique index, e.g. "username".
+	IdentityFields []string `json:"identityFields,omitempty"`
+	// RequireVerified refuses password logins of unverified records.
+	RequireVerified bool `json:"requireVerified,omitempty"`
+	// ManageRule lets callers matching it change other records' email,
+	// password and verified state without the old password (nil: only
+	// superusers).
+	ManageRule *string `json:"manageRule,omitempty"`
 	// OTP enables login with a code sent by email.
 	OTP OTPOptions `json:"otp"`
 	// MFA requires a second, different method after the first succeeds.

@@ -162,6 +162,17 @@ func Validate(c *Collection, lookup Lookup) error {
 			}
 		}
 	}
+	if c.Type == TypeAuth && c.Auth != nil {
+		for _, name := range c.Auth.IdentityFields {
+			f := c.Field(name)
+			unique := slices.ContainsFunc(c.Indexes, func(ix Index) bool {
+				return ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], name)
+			})
+			if f == nil || (f.Type != FieldText && f.Type != FieldEmail) || !unique {
+				errs["authOptions.identityFields"] = verr("validation_invalid_identity_field", "%q must be a text field with a unique index.", name)
+			}
+		}
+	}
 	seenIdx := map[string]bool{}
 	for i, ix := range c.Indexes {
 		key := fmt.Sprintf("indexes.%d", i)
