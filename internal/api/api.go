@@ -107,6 +107,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/superusers/auth-with-password", s.superuserAuth)
 	s.authFlowRoutes()
 	m.HandleFunc("POST /api/collections/{collection}/request-otp", s.requestOTP)
+	m.HandleFunc("GET /api/collections/{collection}/auth-methods", s.authMethods)
+	m.HandleFunc("POST /api/collections/{collection}/auth-with-oauth2", s.authWithOAuth2)
 	m.HandleFunc("POST /api/collections/{collection}/impersonate/{id}", s.superuser(s.impersonate))
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-otp", s.authWithOTP)
 	m.HandleFunc("GET /api/files/{collection}/{record}/{filename}", s.serveFile)

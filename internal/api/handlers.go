@@ -15,7 +15,24 @@ import (
 
 func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {
 	all := s.app.Schema().All()
-	writeJSON(w, http.StatusOK, map[string]any{"page": 1, "perPage": len(all), "totalItems": len(all), "totalPages": 1, "items": all})
+	out := make([]*schema.Collection, len(all))
+	for i, c := range all {
+		out[i] = redactCollection(c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"page": 1, "perPage": len(out), "totalItems": len(out), "totalPages": 1, "items": out})
+}
+
+// redactCollection hides OAuth2 client secrets: they can be set, never
+// read back (an update that omits one keeps it).
+func redactCollection(c *schema.Collection) *schema.Collection {
+	if c == nil || c.Auth == nil || len(c.Auth.OAuth2.Providers) == 0 {
+		return c
+	}
+	cp := c.Clone()
+	for i := range cp.Auth.OAuth2.Providers {
+		cp.Auth.OAuth2.Providers[i].ClientSecret = ""
+	}
+	return cp
 }
 
 func (s *Server) viewCollection(w http.ResponseWriter, r *http.Request) {
@@ -24,7 +41,7 @@ func (s *Server) viewCollection(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, redactCollection(c))
 }
 
 func (s *Server) createCollection(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +61,7 @@ func (s *Server) createCollection(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, redactCollection(out))
 }
 
 func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +86,7 @@ func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, redactCollection(out))
 }
 
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request) {
@@ -428,4 +445,54 @@ func (s *Server) impersonate(w http.ResponseWriter, r *http.Request) {
 	s.log.Warn("impersonation", "superuser", su.ID(), "superuserEmail", su.String("email"), "collection", c.Name, "record", rec.ID(), "ttl", ttl.String())
 	caller := &records.Caller{AuthCollection: c, Auth: rec}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "record": records.Output(caller, rec, nil)})
+}
+
+// authMethods lists how one can log in to an auth collection, with what a
+// client needs to start each OAuth2 login (state and PKCE verifier it
+// keeps until the provider redirects back).
+func (s *Server) authMethods(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	providers, err := s.app.Records.OAuth2Methods(r.Context(), c)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fields := c.Auth.IdentityFields
+	if len(fields) == 0 {
+		fields = []string{"email"}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"password": map[string]any{"enabled": true, "identityFields": fields},
+		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled},
+		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled},
+		"oauth2":   map[string]any{"enabled": c.Auth.OAuth2.Enabled, "providers": providers},
+	})
+}
+
+func (s *Server) authWithOAuth2(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	provider, _ := body["provider"].(string)
+	if !s.limitAuth(w, r, c.ID+"/oauth2/"+provider) {
+		return
+	}
+	createData, _ := body["createData"].(map[string]any)
+	rec, err := s.app.Records.AuthWithOAuth2(r.Context(), callerOf(r), c, provider, str(body, "code"), str(body, "codeVerifier"), str(body, "redirectURL"), createData)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.completeLogin(w, r, c, rec, "oauth2", body)
 }

@@ -40,7 +40,7 @@ func New(ctx context.Context, db *store.DB, log *slog.Logger, argon auth.Argon2P
 		log = slog.Default()
 	}
 	a := &App{DB: db, Log: log}
-	a.Records = &records.Service{DB: db, Schema: a.Schema, Argon2: argon}
+	a.Records = &records.Service{DB: db, Schema: a.Schema, Argon2: argon, Log: log}
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err
 	}

@@ -301,6 +301,13 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 	next.System, next.Created, next.Updated = old.System, old.Created, schema.FormatDate(time.Now())
 	if old.Auth != nil && next.Auth != nil {
 		next.Auth.Secret = old.Auth.Secret
+		for i, p := range next.Auth.OAuth2.Providers {
+			for _, op := range old.Auth.OAuth2.Providers {
+				if p.ClientSecret == "" && op.Name == p.Name {
+					next.Auth.OAuth2.Providers[i].ClientSecret = op.ClientSecret
+				}
+			}
+		}
 	}
 	renames, err := matchFields(old, next)
 	if err != nil {

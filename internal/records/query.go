@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,8 @@ type Service struct {
 	Schema func() *schema.Snapshot
 	// Argon2 tunes password hashing for auth collections.
 	Argon2 auth.Argon2Params
+	// Log receives warnings about external services (may be nil).
+	Log *slog.Logger
 	// Files stores file field contents (nil: file fields are refused).
 	Files files.Storage
 	// OnChange, when set, receives every committed change, after the

@@ -8,6 +8,8 @@ package schema
 
 import (
 	"crypto/rand"
+
+	"github.com/plinthhq/plinth/internal/oauth"
 	"regexp"
 	"strings"
 )
@@ -67,6 +69,8 @@ type AuthOptions struct {
 	// password and verified state without the old password (nil: only
 	// superusers).
 	ManageRule *string `json:"manageRule,omitempty"`
+	// OAuth2 enables login through external providers.
+	OAuth2 OAuth2Options `json:"oauth2"`
 	// OTP enables login with a code sent by email.
 	OTP OTPOptions `json:"otp"`
 	// MFA requires a second, different method after the first succeeds.
@@ -74,6 +78,12 @@ type AuthOptions struct {
 	// Secret signs this collection's tokens together with each record's
 	// token key; it never leaves the server.
 	Secret string `json:"-"`
+}
+
+// OAuth2Options configure external login providers.
+type OAuth2Options struct {
+	Enabled   bool           `json:"enabled"`
+	Providers []oauth.Config `json:"providers,omitempty"`
 }
 
 // OTPOptions configure email one-time passwords.
@@ -171,6 +181,8 @@ func (c *Collection) Clone() *Collection {
 	}
 	if c.Auth != nil {
 		a := *c.Auth
+		a.IdentityFields = append([]string(nil), c.Auth.IdentityFields...)
+		a.OAuth2.Providers = append([]oauth.Config(nil), c.Auth.OAuth2.Providers...)
 		cp.Auth = &a
 	}
 	return &cp

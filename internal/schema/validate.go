@@ -163,6 +163,17 @@ func Validate(c *Collection, lookup Lookup) error {
 		}
 	}
 	if c.Type == TypeAuth && c.Auth != nil {
+		seenProv := map[string]bool{}
+		for _, p := range c.Auth.OAuth2.Providers {
+			if err := p.Validate(); err != nil || seenProv[p.Name] {
+				msg := "duplicate provider " + p.Name
+				if err != nil {
+					msg = err.Error()
+				}
+				errs["authOptions.oauth2"] = verr("validation_invalid_oauth2_provider", "%s", msg)
+			}
+			seenProv[p.Name] = true
+		}
 		for _, name := range c.Auth.IdentityFields {
 			f := c.Field(name)
 			unique := slices.ContainsFunc(c.Indexes, func(ix Index) bool {

@@ -37,6 +37,15 @@ var systemDDL = []string{
 		attempts INTEGER NOT NULL DEFAULT 0,
 		expires TEXT NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS _externalAuths (
+		id TEXT PRIMARY KEY NOT NULL,
+		collection TEXT NOT NULL,
+		record TEXT NOT NULL,
+		provider TEXT NOT NULL,
+		providerId TEXT NOT NULL,
+		created TEXT NOT NULL,
+		UNIQUE (collection, provider, providerId)
+	)`,
 	`CREATE TABLE IF NOT EXISTS _mfas (
 		id TEXT PRIMARY KEY NOT NULL,
 		collection TEXT NOT NULL,

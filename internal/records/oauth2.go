@@ -1,0 +1,127 @@
+package records
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/oauth"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
+)
+
+// OAuthClient makes the server's calls to providers.
+var OAuthClient = &http.Client{Timeout: 15 * time.Second}
+
+func providerConfig(c *schema.Collection, name string) (oauth.Config, bool) {
+	if !c.Auth.OAuth2.Enabled {
+		return oauth.Config{}, false
+	}
+	for _, p := range c.Auth.OAuth2.Providers {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return oauth.Config{}, false
+}
+
+// OAuth2Methods prepares a login with each enabled provider.
+func (s *Service) OAuth2Methods(ctx context.Context, c *schema.Collection) ([]oauth.Method, error) {
+	var out []oauth.Method
+	if !c.Auth.OAuth2.Enabled {
+		return out, nil
+	}
+	for _, p := range c.Auth.OAuth2.Providers {
+		m, err := p.Start(ctx, OAuthClient)
+		if err != nil {
+			s.logWarn("oauth2 provider unavailable", "provider", p.Name, "err", err)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (s *Service) logWarn(msg string, args ...any) {
+	if s.Log != nil {
+		s.Log.Warn(msg, args...)
+	}
+}
+
+// AuthWithOAuth2 completes a provider login: exchange the code (with the
+// PKCE verifier), then find the record linked to that external identity;
+// or link it to the caller's own record, or to the record with the same
+// email when the provider vouches for the address; or create a record.
+// It returns the record with its token key, ready for the MFA step.
+func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.Collection, provider, code, verifier, redirect string, createData map[string]any) (*Record, error) {
+	cfg, ok := providerConfig(c, provider)
+	if !ok {
+		return nil, apierr.BadRequest("Unknown or disabled provider.").With("provider", "validation_invalid_provider", "Unknown or disabled provider.")
+	}
+	user, err := cfg.Exchange(ctx, OAuthClient, code, verifier, redirect)
+	if err != nil {
+		e := apierr.BadRequest("Failed to authenticate with the provider.")
+		e.Cause = err
+		return nil, e
+	}
+	d := s.DB.Dialect
+	b := store.NewBuilder(d)
+	var recID string
+	err = b.QueryRow(ctx, s.DB.Read, "SELECT record FROM _externalAuths WHERE collection = "+b.Arg(c.ID)+" AND provider = "+b.Arg(provider)+" AND providerId = "+b.Arg(user.ID)).Scan(&recID)
+	switch {
+	case err == nil:
+		r, err := s.authRecord(ctx, c, "id", recID)
+		if err != nil || r != nil {
+			return r, err
+		}
+		// The linked record is gone: drop the stale link and carry on.
+		b := store.NewBuilder(d)
+		b.Exec(ctx, s.DB.Write, "DELETE FROM _externalAuths WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(recID))
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, apierr.Internal(err)
+	}
+	var r *Record
+	err = nil // no link yet: decide below whom to link
+	switch {
+	case caller != nil && caller.Auth != nil && caller.AuthCollection.ID == c.ID:
+		r, err = s.authRecord(ctx, c, "id", caller.Auth.ID())
+	case user.Email != "" && user.EmailVerified:
+		r, err = s.authRecord(ctx, c, "email", user.Email)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		if c.CreateRule == nil {
+			return nil, apierr.Forbidden("Sign-up is disabled for this collection.")
+		}
+		if user.Email == "" {
+			return nil, apierr.BadRequest("The provider did not share an email address.")
+		}
+		body := map[string]any{}
+		for k, v := range createData {
+			body[k] = v
+		}
+		body["email"] = user.Email
+		body["password"] = schema.RandomString(40)
+		body["verified"] = user.EmailVerified
+		created, err := s.Create(ctx, s.system(), c, body)
+		if err != nil {
+			return nil, err
+		}
+		if r, err = s.authRecord(ctx, c, "id", created.ID()); err != nil || r == nil {
+			return nil, apierr.Internal(errors.New("created record vanished"))
+		}
+	}
+	b = store.NewBuilder(d)
+	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _externalAuths (id, collection, record, provider, providerId, created) VALUES ("+
+		b.Arg(schema.NewID())+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(provider)+", "+b.Arg(user.ID)+", "+b.Arg(schema.FormatDate(time.Now()))+")"); err != nil {
+		if _, dup := d.UniqueViolation(err); !dup {
+			return nil, apierr.Internal(err)
+		}
+	}
+	return r, nil
+}
