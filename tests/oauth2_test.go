@@ -46,7 +46,10 @@ func newOIDCProvider(t *testing.T) *oidcProvider {
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
 	iss := p.srv.URL
-	js := func(w http.ResponseWriter, v any) { w.Header().Set("Content-Type", "application/json"); json.NewEncoder(w).Encode(v) }
+	js := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		js(w, map[string]any{"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
 			"userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/jwks", "code_challenge_methods_supported": []string{"S256"}})
