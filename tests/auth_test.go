@@ -178,3 +178,46 @@ func TestAuthOptionsAndImpersonation(t *testing.T) {
 		s.do("POST", "/api/collections/users/impersonate/nosuchuser00001", s.su, map[string]any{}).status(404)
 	})
 }
+
+func TestSessions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "listRule": ""})
+		s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "ana@example.com", "password": "password123"}).status(200)
+		_, bobTok := s.user("users", "bob@example.com", nil)
+		loginAs := func(ua string) string {
+			r := s.raw("POST", "/api/collections/users/auth-with-password", "", "application/json",
+				[]byte(`{"identity":"ana@example.com","password":"password123"}`), map[string]string{"User-Agent": ua}).status(200)
+			return r.body["token"].(string)
+		}
+		laptop, phone := loginAs("laptop-browser"), loginAs("phone-app")
+		list := s.do("GET", "/api/collections/users/sessions", laptop, nil).status(200).body["items"].([]any)
+		if len(list) != 2 {
+			t.Fatalf("sessions: %v", list)
+		}
+		var phoneID string
+		for _, it := range list {
+			m := it.(map[string]any)
+			if m["userAgent"] == "phone-app" {
+				phoneID = m["id"].(string)
+				if m["current"] != false {
+					t.Errorf("phone marked current from the laptop")
+				}
+			} else if m["current"] != true {
+				t.Errorf("laptop not marked current")
+			}
+		}
+		// A refreshed token stays in its session.
+		phone2 := s.do("POST", "/api/collections/users/auth-refresh", phone, nil).status(200).str("token")
+		// Another user cannot end Ana's session.
+		s.do("DELETE", "/api/collections/users/sessions/"+phoneID, bobTok, nil).status(404)
+		s.do("DELETE", "/api/collections/users/sessions/"+phoneID, laptop, nil).status(204)
+		s.do("GET", "/api/collections/users/records", phone, nil).status(401)
+		s.do("GET", "/api/collections/users/records", phone2, nil).status(401)
+		s.do("GET", "/api/collections/users/records", laptop, nil).status(200)
+		s.do("GET", "/api/collections/users/sessions", "", nil).status(401)
+		// Log out everywhere.
+		s.do("POST", "/api/collections/users/logout-all", laptop, nil).status(204)
+		s.do("GET", "/api/collections/users/records", laptop, nil).status(401)
+		s.do("GET", "/api/collections/users/records", bobTok, nil).status(200)
+	})
+}

@@ -71,12 +71,14 @@ func (s *Server) authFlowRoutes() {
 			s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
 			return
 		}
-		if err := rec.RotateTokenKey(r.Context(), c, caller.Auth.ID()); err != nil {
+		if err := rec.EndAllSessions(r.Context(), c, caller.Auth.ID()); err != nil {
 			s.fail(w, r, apierr.Internal(err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	m.HandleFunc("GET /api/collections/{collection}/sessions", s.listSessions)
+	m.HandleFunc("DELETE /api/collections/{collection}/sessions/{sid}", s.revokeSession)
 	m.HandleFunc("GET /api/settings", s.superuser(s.getSettings))
 	m.HandleFunc("PATCH /api/settings", s.superuser(s.patchSettings))
 }

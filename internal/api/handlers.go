@@ -9,6 +9,7 @@ import (
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 )
@@ -323,7 +324,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, c *schema
 		s.fail(w, r, err)
 		return
 	}
-	tok, err := s.app.Records.IssueToken(c, rec)
+	tok, err := s.app.Records.StartSession(r.Context(), c, rec, r.UserAgent(), ratelimit.ClientIP(r, s.opts.TrustedProxies))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -411,7 +412,7 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
 		return
 	}
-	tok, err := s.app.Records.IssueToken(c, rec)
+	tok, err := s.app.Records.RefreshSession(r.Context(), c, rec, bearer(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -495,4 +496,39 @@ func (s *Server) authWithOAuth2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.completeLogin(w, r, c, rec, "oauth2", body)
+}
+
+func (s *Server) ownCollection(w http.ResponseWriter, r *http.Request) (*records.Caller, bool) {
+	caller := callerOf(r)
+	c := s.app.Schema().Get(r.PathValue("collection"))
+	if c == nil || caller.Auth == nil || caller.AuthCollection.ID != c.ID {
+		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
+		return nil, false
+	}
+	return caller, true
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.ownCollection(w, r)
+	if !ok {
+		return
+	}
+	list, err := s.app.Records.Sessions(r.Context(), caller, bearer(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.ownCollection(w, r)
+	if !ok {
+		return
+	}
+	if err := s.app.Records.RevokeSession(r.Context(), caller, r.PathValue("sid")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

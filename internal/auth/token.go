@@ -21,6 +21,8 @@ type Claims struct {
 	Refreshable bool `json:"refreshable,omitempty"`
 	// Email binds verification and email-change tokens to an address.
 	Email string `json:"email,omitempty"`
+	// SessionID names the login session an auth token belongs to.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Token types: an auth token cannot be used as a file token or the reverse.

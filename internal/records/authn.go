@@ -195,6 +195,9 @@ func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.
 	if r == nil {
 		return nil, nil, unauth
 	}
+	if claims.SessionID != "" && !s.sessionAlive(ctx, c, r.ID(), claims.SessionID) {
+		return nil, nil, unauth
+	}
 	if v, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil || v.Type != typ {
 		return nil, nil, unauth
 	}
@@ -205,4 +208,104 @@ func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.
 // issuing a fresh token on refresh.
 func (s *Service) AuthRecordWithKey(ctx context.Context, c *schema.Collection, id string) (*Record, error) {
 	return s.authRecord(ctx, c, "id", id)
+}
+
+// Session is one signed-in device.
+type Session struct {
+	ID        string `json:"id"`
+	Created   string `json:"created"`
+	UserAgent string `json:"userAgent"`
+	IP        string `json:"ip"`
+	Current   bool   `json:"current"`
+}
+
+// StartSession records a login and issues its token.
+func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *Record, userAgent, ip string) (string, error) {
+	sid := schema.RandomString(20)
+	if len(userAgent) > 300 {
+		userAgent = userAgent[:300]
+	}
+	b := store.NewBuilder(s.DB.Dialect)
+	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _sessions (id, collection, record, created, userAgent, ip) VALUES ("+
+		b.Arg(sid)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(schema.FormatDate(time.Now()))+", "+b.Arg(userAgent)+", "+b.Arg(ip)+")"); err != nil {
+		return "", apierr.Internal(err)
+	}
+	return s.sessionToken(c, r, sid)
+}
+
+// RefreshSession issues a fresh token for the session of token, if it is
+// still open.
+func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *Record, token string) (string, error) {
+	claims, err := auth.Peek(token)
+	if err != nil {
+		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	}
+	return s.sessionToken(c, r, claims.SessionID)
+}
+
+func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (string, error) {
+	now := time.Now()
+	tok, err := auth.Sign(auth.Claims{
+		ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(), SessionID: sid,
+		Expires: now.Add(time.Duration(c.Auth.TokenDuration) * time.Second).Unix(), Refreshable: true,
+	}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	if err != nil {
+		return "", apierr.Internal(err)
+	}
+	return tok, nil
+}
+
+func (s *Service) sessionAlive(ctx context.Context, c *schema.Collection, recordID, sid string) bool {
+	b := store.NewBuilder(s.DB.Dialect)
+	ok, err := s.exists(ctx, s.DB.Read, b, "SELECT 1 FROM _sessions WHERE id = "+b.Arg(sid)+" AND collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(recordID))
+	return err == nil && ok
+}
+
+// Sessions lists the caller's open sessions; current marks the one of
+// the token making the request.
+func (s *Service) Sessions(ctx context.Context, caller *Caller, token string) ([]Session, error) {
+	current := ""
+	if claims, err := auth.Peek(token); err == nil {
+		current = claims.SessionID
+	}
+	b := store.NewBuilder(s.DB.Dialect)
+	rows, err := b.Query(ctx, s.DB.Read, "SELECT id, created, userAgent, ip FROM _sessions WHERE collection = "+b.Arg(caller.AuthCollection.ID)+
+		" AND record = "+b.Arg(caller.Auth.ID())+" ORDER BY created DESC, id")
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	defer rows.Close()
+	out := []Session{}
+	for rows.Next() {
+		var ss Session
+		if err := rows.Scan(&ss.ID, &ss.Created, &ss.UserAgent, &ss.IP); err != nil {
+			return nil, apierr.Internal(err)
+		}
+		ss.Current = ss.ID == current
+		out = append(out, ss)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSession signs one of the caller's devices out.
+func (s *Service) RevokeSession(ctx context.Context, caller *Caller, sid string) error {
+	b := store.NewBuilder(s.DB.Dialect)
+	res, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _sessions WHERE id = "+b.Arg(sid)+" AND collection = "+b.Arg(caller.AuthCollection.ID)+" AND record = "+b.Arg(caller.Auth.ID()))
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apierr.NotFound("Session not found.")
+	}
+	return nil
+}
+
+// EndAllSessions signs every device of a record out: sessions are deleted
+// and the token key rotated, so tokens without a session die too.
+func (s *Service) EndAllSessions(ctx context.Context, c *schema.Collection, id string) error {
+	b := store.NewBuilder(s.DB.Dialect)
+	if _, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
+		return err
+	}
+	return s.RotateTokenKey(ctx, c, id)
 }

@@ -46,6 +46,17 @@ var systemDDL = []string{
 		created TEXT NOT NULL,
 		UNIQUE (collection, provider, providerId)
 	)`,
+	// Login sessions: tokens carry the session id, so one device can be
+	// signed out without touching the others.
+	`CREATE TABLE IF NOT EXISTS _sessions (
+		id TEXT PRIMARY KEY NOT NULL,
+		collection TEXT NOT NULL,
+		record TEXT NOT NULL,
+		created TEXT NOT NULL,
+		userAgent TEXT NOT NULL DEFAULT '',
+		ip TEXT NOT NULL DEFAULT ''
+	)`,
+	`CREATE INDEX IF NOT EXISTS idx__sessions_record ON _sessions (collection, record)`,
 	`CREATE TABLE IF NOT EXISTS _mfas (
 		id TEXT PRIMARY KEY NOT NULL,
 		collection TEXT NOT NULL,
