@@ -49,6 +49,7 @@ type Broker struct {
 	node   string
 
 	events  chan *event
+	outbox  chan string
 	stopped chan struct{}
 	stop    sync.Once
 	seq     atomic.Uint64
@@ -80,7 +81,7 @@ func New(recs *records.Service, snap func() *schema.Snapshot, n store.Notifier, 
 		o.Grace = time.Minute
 	}
 	return &Broker{recs: recs, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
-		events: make(chan *event, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
+		events: make(chan *event, 8192), outbox: make(chan string, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
 }
 
 func randomID(n int) string {
@@ -127,19 +128,35 @@ func (b *Broker) Publish(ch records.Change) {
 			Ref bool `json:"ref"`
 		}{w, true})
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.notify.Notify(ctx, EventsChannel, string(payload)); err != nil {
-			b.log.Warn("realtime: cross-node publish failed", "err", err)
+	// One sender keeps other nodes' events in commit order.
+	select {
+	case b.outbox <- string(payload):
+	default:
+		b.log.Warn("realtime: cross-node queue full, event not sent to other nodes")
+	}
+}
+
+// sendLoop publishes queued events to other nodes in order.
+func (b *Broker) sendLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-b.outbox:
+			nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := b.notify.Notify(nctx, EventsChannel, p); err != nil {
+				b.log.Warn("realtime: cross-node publish failed", "err", err)
+			}
+			cancel()
 		}
-	}()
+	}
 }
 
 // Run fans out events until ctx ends, and listens for other nodes'.
 func (b *Broker) Run(ctx context.Context) {
 	if b.notify != nil {
 		go b.notify.Listen(ctx, EventsChannel, func(p string) { b.remote(ctx, p) })
+		go b.sendLoop(ctx)
 	}
 	sweep := time.NewTicker(b.opts.Grace / 2)
 	defer sweep.Stop()
