@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -50,7 +49,7 @@ type provider struct {
 	scopes    []string
 	oidc      bool // endpoints discovered from an issuer
 	issuer    string
-	parseUser func(ctx context.Context, c *http.Client, raw map[string]any) (User, error)
+	parseUser func(ctx context.Context, c *http.Client, token string, raw map[string]any) (User, error)
 }
 
 var registry = map[string]provider{
@@ -180,7 +179,7 @@ func (c Config) Exchange(ctx context.Context, hc *http.Client, code, verifier, r
 	if err := getJSON(ctx, hc, p.userURL, tok.AccessToken, &raw); err != nil {
 		return User{}, fmt.Errorf("user info: %w", err)
 	}
-	u, err := p.parseUser(ctx, &http.Client{Timeout: 10 * time.Second, Transport: hc.Transport}, raw)
+	u, err := p.parseUser(ctx, hc, tok.AccessToken, raw)
 	if err != nil {
 		return User{}, err
 	}
@@ -201,19 +200,34 @@ func str(m map[string]any, k string) string {
 	return ""
 }
 
-func oidcUser(_ context.Context, _ *http.Client, m map[string]any) (User, error) {
+func oidcUser(_ context.Context, _ *http.Client, _ string, m map[string]any) (User, error) {
 	verified, _ := m["email_verified"].(bool)
 	return User{ID: str(m, "sub"), Email: str(m, "email"), EmailVerified: verified, Name: str(m, "name"), Username: str(m, "preferred_username")}, nil
 }
 
-func githubUser(ctx context.Context, _ *http.Client, m map[string]any) (User, error) {
-	// GitHub's /user email is the public one and may be empty; a verified
-	// primary address is only trustworthy from /user/emails, which needs
-	// the token — left to a later change, so GitHub emails are unverified.
-	return User{ID: str(m, "id"), Email: str(m, "email"), Name: str(m, "name"), Username: str(m, "login")}, nil
+func githubUser(ctx context.Context, hc *http.Client, token string, m map[string]any) (User, error) {
+	u := User{ID: str(m, "id"), Name: str(m, "name"), Username: str(m, "login")}
+	// /user shows only a public email, and says nothing of verification;
+	// the primary verified address comes from /user/emails.
+	var emails []struct {
+		Email    string `json:"email"`
+		Primary  bool   `json:"primary"`
+		Verified bool   `json:"verified"`
+	}
+	if err := getJSON(ctx, hc, "https://api.github.com/user/emails", token, &emails); err == nil {
+		for _, e := range emails {
+			if e.Primary && e.Verified {
+				u.Email, u.EmailVerified = e.Email, true
+			}
+		}
+	}
+	if u.Email == "" {
+		u.Email = str(m, "email")
+	}
+	return u, nil
 }
 
-func discordUser(_ context.Context, _ *http.Client, m map[string]any) (User, error) {
+func discordUser(_ context.Context, _ *http.Client, _ string, m map[string]any) (User, error) {
 	verified, _ := m["verified"].(bool)
 	return User{ID: str(m, "id"), Email: str(m, "email"), EmailVerified: verified, Username: str(m, "username"), Name: str(m, "global_name")}, nil
 }
