@@ -14,18 +14,8 @@ import (
 // success.
 func (s *Server) authFlow(limitKey string, fn func(r *http.Request, body map[string]any) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.collection(r)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if !c.IsAuth() {
-			s.fail(w, r, apierr.NotFound("Not an auth collection."))
-			return
-		}
-		body, err := s.decodeBody(w, r)
-		if err != nil {
-			s.fail(w, r, err)
+		c, body, ok := s.authRequest(w, r)
+		if !ok {
 			return
 		}
 		key, _ := body[limitKey].(string)

@@ -236,7 +236,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	var field *schema.Field
 	for _, f := range c.Fields {
-		if f.Type == schema.FieldFile && slices.Contains(fileList(rec.Values[f.Name]), name) {
+		if f.Type == schema.FieldFile && slices.Contains(records.ValueList(rec.Values[f.Name]), name) {
 			field = f
 		}
 	}
@@ -318,19 +318,6 @@ func (s *Server) thumb(ctx context.Context, st files.Storage, src, key, spec str
 		return "", apierr.Internal(err)
 	}
 	return key, nil
-}
-
-func fileList(v any) []string {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return nil
-		}
-		return []string{x}
-	case []string:
-		return x
-	}
-	return nil
 }
 
 // fileToken issues a short-lived token for reading protected files.

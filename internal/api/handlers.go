@@ -335,14 +335,8 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, c *schema
 }
 
 func (s *Server) requestOTP(w http.ResponseWriter, r *http.Request) {
-	c, err := s.authCollection(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.decodeBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	c, body, ok := s.authRequest(w, r)
+	if !ok {
 		return
 	}
 	email, _ := body["email"].(string)
@@ -358,14 +352,8 @@ func (s *Server) requestOTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authWithOTP(w http.ResponseWriter, r *http.Request) {
-	c, err := s.authCollection(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.decodeBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	c, body, ok := s.authRequest(w, r)
+	if !ok {
 		return
 	}
 	otpID, _ := body["otpId"].(string)
@@ -379,6 +367,22 @@ func (s *Server) authWithOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.completeLogin(w, r, c, rec, "otp", body)
+}
+
+// authRequest is the prologue of the auth endpoints: an auth collection
+// and a JSON body; on failure it has answered already.
+func (s *Server) authRequest(w http.ResponseWriter, r *http.Request) (*schema.Collection, map[string]any, bool) {
+	c, err := s.authCollection(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	body, err := s.decodeBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	return c, body, true
 }
 
 func (s *Server) authCollection(r *http.Request) (*schema.Collection, error) {
@@ -423,14 +427,8 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 // impersonate lets a superuser act as a user for a short while: the token
 // cannot be refreshed, and the act is logged with who did it.
 func (s *Server) impersonate(w http.ResponseWriter, r *http.Request) {
-	c, err := s.authCollection(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.decodeBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	c, body, ok := s.authRequest(w, r)
+	if !ok {
 		return
 	}
 	ttl := 15 * time.Minute
@@ -475,14 +473,8 @@ func (s *Server) authMethods(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authWithOAuth2(w http.ResponseWriter, r *http.Request) {
-	c, err := s.authCollection(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.decodeBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	c, body, ok := s.authRequest(w, r)
+	if !ok {
 		return
 	}
 	provider, _ := body["provider"].(string)

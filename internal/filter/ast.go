@@ -15,6 +15,8 @@
 // each path against the collection schema and emits only schema-known names.
 package filter
 
+import "strconv"
+
 // Op is a comparison operator. The Any variants ("?=" ...) match when at
 // least one element of a multi-valued operand satisfies the comparison; the
 // plain variants require every element to.
@@ -118,26 +120,4 @@ type SyntaxError struct {
 	Msg string // human-readable reason
 }
 
-func (e *SyntaxError) Error() string { return e.Msg + " at position " + itoa(e.Pos) }
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}
+func (e *SyntaxError) Error() string { return e.Msg + " at position " + strconv.Itoa(e.Pos) }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,21 +66,7 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 // RetryAfter renders a delay as whole seconds, at least 1.
 func RetryAfter(d time.Duration) string {
 	s := int(math.Ceil(d.Seconds()))
-	return itoa(max(1, s))
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+	return strconv.Itoa(max(1, s))
 }
 
 // ClientIP returns the request's client address. X-Forwarded-For is

@@ -84,20 +84,12 @@ func hostOf(u string) string {
 // checkFlowToken verifies a flow token for collection c and returns the
 // record it names (with its secrets).
 func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, token, typ string) (*Record, auth.Claims, error) {
-	bad := apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "Invalid or expired token.")
-	claims, err := auth.Peek(token)
-	if err != nil || claims.Type != typ || claims.CollectionID != c.ID {
-		return nil, claims, bad
+	tc, r, claims, err := s.verifyToken(ctx, token, typ)
+	if errors.Is(err, auth.ErrInvalidToken) || (err == nil && tc.ID != c.ID) {
+		return nil, claims, apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "Invalid or expired token.")
 	}
-	r, err := s.authRecord(ctx, c, "id", claims.ID)
 	if err != nil {
 		return nil, claims, err
-	}
-	if r == nil {
-		return nil, claims, bad
-	}
-	if _, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
-		return nil, claims, bad
 	}
 	return r, claims, nil
 }

@@ -179,29 +179,40 @@ func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Cal
 }
 
 func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
-	unauth := apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	c, r, claims, err := s.verifyToken(ctx, token, typ)
+	if err != nil {
+		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	}
+	if claims.SessionID != "" && !s.sessionAlive(ctx, c, r.ID(), claims.SessionID) {
+		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	}
+	return c, stripSecrets(r), nil
+}
+
+// verifyToken checks a token of type typ: its collection, its record and
+// the signature with that record's current key. The record comes back
+// with its secrets. Every failure is auth.ErrInvalidToken, except
+// database errors.
+func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.Collection, *Record, auth.Claims, error) {
 	claims, err := auth.Peek(token)
 	if err != nil || claims.Type != typ {
-		return nil, nil, unauth
+		return nil, nil, claims, auth.ErrInvalidToken
 	}
 	c := s.Schema().Get(claims.CollectionID)
 	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
-		return nil, nil, unauth
+		return nil, nil, claims, auth.ErrInvalidToken
 	}
 	r, err := s.authRecord(ctx, c, "id", claims.ID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, claims, err
 	}
 	if r == nil {
-		return nil, nil, unauth
+		return nil, nil, claims, auth.ErrInvalidToken
 	}
-	if claims.SessionID != "" && !s.sessionAlive(ctx, c, r.ID(), claims.SessionID) {
-		return nil, nil, unauth
+	if _, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
+		return nil, nil, claims, auth.ErrInvalidToken
 	}
-	if v, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil || v.Type != typ {
-		return nil, nil, unauth
-	}
-	return c, stripSecrets(r), nil
+	return c, r, claims, nil
 }
 
 // AuthRecordWithKey reloads an auth record with its token key, for

@@ -467,7 +467,7 @@ func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Col
 		idSet := map[string]bool{}
 		var ids []string
 		for _, r := range recs {
-			for _, id := range relIDs(r.Values[f.Name]) {
+			for _, id := range ValueList(r.Values[f.Name]) {
 				if !idSet[id] {
 					idSet[id] = true
 					ids = append(ids, id)
@@ -489,7 +489,7 @@ func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Col
 			return err
 		}
 		for _, r := range recs {
-			rids := relIDs(r.Values[f.Name])
+			rids := ValueList(r.Values[f.Name])
 			if f.Multi() {
 				list := make([]*Record, 0, len(rids))
 				for _, id := range rids {
@@ -510,19 +510,6 @@ func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Col
 				r.Expand[f.Name] = byID[rids[0]]
 			}
 		}
-	}
-	return nil
-}
-
-func relIDs(v any) []string {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return nil
-		}
-		return []string{x}
-	case []string:
-		return x
 	}
 	return nil
 }

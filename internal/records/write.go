@@ -218,10 +218,10 @@ func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) 
 // already has or that this request uploaded, and only in the sizes and
 // count the field allows.
 func checkFileNames(caller *Caller, f *schema.Field, v any, old *Record) *schema.ValueError {
-	names := fileNames(v)
+	names := ValueList(v)
 	have := map[string]bool{}
 	if old != nil {
-		for _, n := range fileNames(old.Values[f.Name]) {
+		for _, n := range ValueList(old.Values[f.Name]) {
 			have[n] = true
 		}
 	}
@@ -233,8 +233,9 @@ func checkFileNames(caller *Caller, f *schema.Field, v any, old *Record) *schema
 	return nil
 }
 
-// fileNames lists the names in a file field value (stored or API shape).
-func fileNames(v any) []string {
+// ValueList lists the values of a single- or multi-valued field, in API
+// shape (string, []string) or stored shape (JSON array text).
+func ValueList(v any) []string {
 	switch x := v.(type) {
 	case string:
 		if strings.HasPrefix(x, "[") {
@@ -258,10 +259,10 @@ func removedFiles(old, rec *Record) map[*schema.Field][]string {
 			continue
 		}
 		keep := map[string]bool{}
-		for _, n := range fileNames(rec.Values[f.Name]) {
+		for _, n := range ValueList(rec.Values[f.Name]) {
 			keep[n] = true
 		}
-		for _, n := range fileNames(old.Values[f.Name]) {
+		for _, n := range ValueList(old.Values[f.Name]) {
 			if !keep[n] {
 				out[f] = append(out[f], n)
 			}
