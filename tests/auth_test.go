@@ -219,5 +219,20 @@ func TestSessions(t *testing.T) {
 		s.do("POST", "/api/collections/users/logout-all", laptop, nil).status(204)
 		s.do("GET", "/api/collections/users/records", laptop, nil).status(401)
 		s.do("GET", "/api/collections/users/records", bobTok, nil).status(200)
+		// A password change ends the other sessions: only the new login is listed.
+		a, b := loginAs("a"), loginAs("b")
+		var anaID string
+		for _, it := range s.do("GET", "/api/collections/users/records", a, nil).status(200).items() {
+			if it["email"] == "ana@example.com" {
+				anaID = it["id"].(string)
+			}
+		}
+		s.do("PATCH", "/api/collections/users/records/"+anaID, s.su, map[string]any{"password": "changed-pass-1"}).status(200)
+		s.do("GET", "/api/collections/users/records", b, nil).status(401)
+		c := s.raw("POST", "/api/collections/users/auth-with-password", "", "application/json",
+			[]byte(`{"identity":"ana@example.com","password":"changed-pass-1"}`), nil).status(200).body["token"].(string)
+		if n := len(s.do("GET", "/api/collections/users/sessions", c, nil).status(200).body["items"].([]any)); n != 1 {
+			t.Errorf("%d sessions listed after a password change, want 1", n)
+		}
 	})
 }

@@ -61,7 +61,7 @@ func (s *Server) authFlowRoutes() {
 			s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
 			return
 		}
-		if err := rec.EndAllSessions(r.Context(), c, caller.Auth.ID()); err != nil {
+		if err := rec.RotateTokenKey(r.Context(), c, caller.Auth.ID()); err != nil {
 			s.fail(w, r, apierr.Internal(err))
 			return
 		}

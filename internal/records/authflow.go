@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/settings"
+	"github.com/plinthhq/plinth/internal/store"
 )
 
 // The email flows: verification, password reset and email change. Each
@@ -208,10 +210,17 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, c *schema.Collection, 
 	return s.RotateTokenKey(ctx, c, r.ID())
 }
 
-// RotateTokenKey revokes every token of the record ("log out everywhere").
+// RotateTokenKey revokes every token of the record and ends its sessions
+// ("log out everywhere").
 func (s *Service) RotateTokenKey(ctx context.Context, c *schema.Collection, id string) error {
 	d := s.DB.Dialect
-	_, err := s.DB.Write.ExecContext(ctx, "UPDATE "+d.Quote(c.Name)+" SET "+d.Quote("tokenKey")+" = "+d.Placeholder(1)+" WHERE "+d.Quote("id")+" = "+d.Placeholder(2),
-		schema.RandomString(50), id)
-	return err
+	return s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		b := store.NewBuilder(d)
+		if _, err := b.Exec(ctx, tx, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
+			return err
+		}
+		b = store.NewBuilder(d)
+		_, err := b.Exec(ctx, tx, "UPDATE "+d.Quote(c.Name)+" SET "+d.Quote("tokenKey")+" = "+b.Arg(schema.RandomString(50))+" WHERE "+d.Quote("id")+" = "+b.Arg(id))
+		return err
+	})
 }

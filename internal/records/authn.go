@@ -310,13 +310,3 @@ func (s *Service) RevokeSession(ctx context.Context, caller *Caller, sid string)
 	}
 	return nil
 }
-
-// EndAllSessions signs every device of a record out: sessions are deleted
-// and the token key rotated, so tokens without a session die too.
-func (s *Service) EndAllSessions(ctx context.Context, c *schema.Collection, id string) error {
-	b := store.NewBuilder(s.DB.Dialect)
-	if _, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
-		return err
-	}
-	return s.RotateTokenKey(ctx, c, id)
-}

@@ -587,6 +587,14 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		if err != nil {
 			return err
 		}
+		if slices.Contains(p.cols, "tokenKey") {
+			// A new key kills every token: the sessions they named go too,
+			// in the same transaction.
+			b := store.NewBuilder(d)
+			if _, err := b.Exec(ctx, tx, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
+				return err
+			}
+		}
 		if len(p.cols) > 0 {
 			if err := s.checkRelations(ctx, tx, c, p); err != nil {
 				return err
@@ -745,6 +753,16 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 				} else if upd != nil {
 					*changes = append(*changes, Change{ActionUpdate, upd})
 				}
+			}
+		}
+	}
+	if c.IsAuth() {
+		// Nothing may outlive the account: sessions, linked identities,
+		// pending one-time codes and MFA steps.
+		for _, t := range []string{"_sessions", "_externalAuths", "_otps", "_mfas"} {
+			b := store.NewBuilder(d)
+			if _, err := b.Exec(ctx, tx, "DELETE FROM "+t+" WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
+				return err
 			}
 		}
 	}
