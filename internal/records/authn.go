@@ -179,11 +179,8 @@ func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Cal
 }
 
 func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
-	c, r, claims, err := s.verifyToken(ctx, token, typ)
+	c, r, _, err := s.verifyToken(ctx, token, typ)
 	if err != nil {
-		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
-	}
-	if claims.SessionID != "" && !s.sessionAlive(ctx, c, r.ID(), claims.SessionID) {
 		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	}
 	return c, stripSecrets(r), nil
@@ -202,8 +199,26 @@ func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.C
 	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
 		return nil, nil, claims, auth.ErrInvalidToken
 	}
-	r, err := s.authRecord(ctx, c, "id", claims.ID)
-	if err != nil {
+	// A token of a session loads its record only while the session is
+	// open: one query checks both.
+	var r *Record
+	if claims.SessionID != "" {
+		d := s.DB.Dialect
+		b := store.NewBuilder(d)
+		fields, cols := columns(d, c, "r", true)
+		rows, qerr := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(claims.ID)+
+			" AND EXISTS (SELECT 1 FROM _sessions ss WHERE ss.id = "+b.Arg(claims.SessionID)+" AND ss.collection = "+b.Arg(c.ID)+" AND ss.record = r."+d.Quote("id")+")")
+		if qerr != nil {
+			return nil, nil, claims, s.queryErr(qerr)
+		}
+		recs, serr := scanRecords(rows, c, fields)
+		if serr != nil {
+			return nil, nil, claims, s.queryErr(serr)
+		}
+		if len(recs) > 0 {
+			r = recs[0]
+		}
+	} else if r, err = s.authRecord(ctx, c, "id", claims.ID); err != nil {
 		return nil, nil, claims, err
 	}
 	if r == nil {
@@ -264,12 +279,6 @@ func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (str
 		return "", apierr.Internal(err)
 	}
 	return tok, nil
-}
-
-func (s *Service) sessionAlive(ctx context.Context, c *schema.Collection, recordID, sid string) bool {
-	b := store.NewBuilder(s.DB.Dialect)
-	ok, err := s.exists(ctx, s.DB.Read, b, "SELECT 1 FROM _sessions WHERE id = "+b.Arg(sid)+" AND collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(recordID))
-	return err == nil && ok
 }
 
 // Sessions lists the caller's open sessions; current marks the one of
