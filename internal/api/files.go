@@ -35,6 +35,7 @@ type limitReader struct {
 	n int64
 }
 
+// Read implements io.Reader, failing with errTooBig past the limit.
 func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n -= int64(n)

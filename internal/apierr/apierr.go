@@ -27,6 +27,7 @@ type Error struct {
 	Cause error `json:"-"`
 }
 
+// Error implements error; it includes the internal cause, for logs.
 func (e *Error) Error() string {
 	if e.Cause != nil {
 		return e.Message + ": " + e.Cause.Error()
@@ -34,6 +35,7 @@ func (e *Error) Error() string {
 	return e.Message
 }
 
+// Unwrap exposes the internal cause to errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Cause }
 
 // New builds an Error with an empty data object.

@@ -86,7 +86,9 @@ type s3Object struct {
 	mod  time.Time
 }
 
+// Size implements Object.
 func (o s3Object) Size() int64        { return o.size }
+// ModTime implements Object.
 func (o s3Object) ModTime() time.Time { return o.mod }
 
 // Open implements Storage.

@@ -99,6 +99,7 @@ type ctxReader struct {
 	r   io.Reader
 }
 
+// Read implements io.Reader, stopping once the context ends.
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
@@ -111,7 +112,9 @@ type localObject struct {
 	fi os.FileInfo
 }
 
+// Size implements Object.
 func (o localObject) Size() int64        { return o.fi.Size() }
+// ModTime implements Object.
 func (o localObject) ModTime() time.Time { return o.fi.ModTime() }
 
 // Open implements Storage.

@@ -120,4 +120,5 @@ type SyntaxError struct {
 	Msg string // human-readable reason
 }
 
+// Error implements error.
 func (e *SyntaxError) Error() string { return e.Msg + " at position " + strconv.Itoa(e.Pos) }

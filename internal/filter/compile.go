@@ -35,6 +35,7 @@ type Env struct {
 // CompileError is a semantic error (unknown field, bad traversal...).
 type CompileError struct{ Msg string }
 
+// Error implements error.
 func (e *CompileError) Error() string { return e.Msg }
 
 func cerr(format string, args ...any) error {

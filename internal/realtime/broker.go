@@ -442,6 +442,7 @@ func (b *Broker) ParseSubscription(s Subscription) (*Subscription, error) {
 
 type topicError struct{ topic, msg string }
 
+// Error implements error.
 func (e *topicError) Error() string { return e.topic + ": " + e.msg }
 
 func errTopic(topic, msg string) error { return &topicError{topic, msg} }
@@ -597,6 +598,7 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 
 type identityError struct{}
 
+// Error implements error.
 func (identityError) Error() string { return "the client is authenticated as someone else" }
 
 var errIdentity error = identityError{}

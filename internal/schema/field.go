@@ -128,6 +128,7 @@ type ValueError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ValueError) Error() string { return e.Message }
 
 func verr(code, format string, args ...any) *ValueError {

@@ -10,6 +10,7 @@ import (
 // FieldErrors maps a field (or option) name to its validation failure.
 type FieldErrors map[string]*ValueError
 
+// Error implements error, listing the failures in field order.
 func (fe FieldErrors) Error() string {
 	keys := make([]string, 0, len(fe))
 	for k := range fe {
