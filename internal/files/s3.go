@@ -87,7 +87,8 @@ type s3Object struct {
 }
 
 // Size implements Object.
-func (o s3Object) Size() int64        { return o.size }
+func (o s3Object) Size() int64 { return o.size }
+
 // ModTime implements Object.
 func (o s3Object) ModTime() time.Time { return o.mod }
 

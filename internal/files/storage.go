@@ -113,7 +113,8 @@ type localObject struct {
 }
 
 // Size implements Object.
-func (o localObject) Size() int64        { return o.fi.Size() }
+func (o localObject) Size() int64 { return o.fi.Size() }
+
 // ModTime implements Object.
 func (o localObject) ModTime() time.Time { return o.fi.ModTime() }
 
