@@ -230,3 +230,45 @@ func TestSortPaginationProjectionExpand(t *testing.T) {
 		s.do("GET", "/api/collections/posts/records?expand=nosuch", "", nil).status(400)
 	})
 }
+
+// TestFiltersRespectTargetRules: a client filter that follows a relation
+// or names another collection sees only the records that collection's
+// rules let the caller read, so filters cannot probe hidden values.
+func TestFiltersRespectTargetRules(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "listRule": "", "viewRule": ""})
+		anaID, ana := s.user("users", "ana@example.com", nil)
+		_, bob := s.user("users", "bob@example.com", nil)
+		s.collection(map[string]any{"name": "secrets", "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id", "fields": []any{
+			map[string]any{"name": "owner", "type": "relation", "collectionId": "users"},
+			map[string]any{"name": "code", "type": "text"},
+		}})
+		s.collection(map[string]any{"name": "vault", "fields": []any{map[string]any{"name": "code", "type": "text"}}}) // superusers only
+		s.collection(map[string]any{"name": "notes", "listRule": "", "viewRule": "", "fields": []any{
+			map[string]any{"name": "secret", "type": "relation", "collectionId": "secrets"},
+			map[string]any{"name": "locked", "type": "relation", "collectionId": "vault"},
+			map[string]any{"name": "text", "type": "text"},
+		}})
+		sec := s.do("POST", "/api/collections/secrets/records", s.su, map[string]any{"owner": anaID, "code": "hunter2"}).status(200).str("id")
+		s.do("POST", "/api/collections/notes/records", s.su, map[string]any{"secret": sec, "text": "n"}).status(200)
+		count := func(tok, filter string) int {
+			return len(s.do("GET", "/api/collections/notes/records?filter="+q(filter), tok, nil).status(200).items())
+		}
+		for _, f := range []string{`secret.code = "hunter2"`, `@collection.secrets.code ?= "hunter2"`} {
+			if n := count(ana, f); n != 1 {
+				t.Errorf("owner, %s: %d", f, n)
+			}
+			if n := count(bob, f); n != 0 {
+				t.Errorf("other user probed a hidden value with %s", f)
+			}
+			if n := count("", f); n != 0 {
+				t.Errorf("anonymous probed a hidden value with %s", f)
+			}
+			if n := count(s.su, f); n != 1 {
+				t.Errorf("superuser, %s: %d", f, n)
+			}
+		}
+		s.do("GET", "/api/collections/notes/records?filter="+q(`locked.code = "x"`), bob, nil).status(400)
+		s.do("GET", "/api/collections/notes/records?sort=secret.code", bob, nil).status(200)
+	})
+}

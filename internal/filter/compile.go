@@ -198,11 +198,13 @@ func (cp *compiler) operand(c *schema.Collection, row string, o Operand) (value,
 			if t == nil {
 				return value{}, cerr("unknown collection %q", o.Path[1])
 			}
-			if !cp.env.Trusted && t.ListRule == nil {
-				return value{}, cerr("collection %q cannot be referenced", o.Path[1])
-			}
 			a := cp.newAlias("_c")
 			v := value{from: []string{cp.b.Q(t.Name) + " " + a}, multi: true}
+			// A client may only see the rows the collection's list rule
+			// lets it list.
+			if err := cp.readable(t, a, t.ListRule, &v); err != nil {
+				return value{}, err
+			}
 			return cp.path(t, a, o.Path[2:], o.Modifier, v)
 		}
 		return cp.path(c, row, o.Path, o.Modifier, value{})
@@ -451,6 +453,11 @@ func (cp *compiler) path(c *schema.Collection, a string, segs []string, mod stri
 			v.from = append(v.from, cp.b.Q(t.Name)+" "+r)
 			v.where = append(v.where, r+"."+cp.b.Q("id")+" = "+col)
 		}
+		// Following a relation must not reveal what the caller could not
+		// view directly: the target's view rule joins the condition.
+		if err := cp.readable(t, r, t.ViewRule, &v); err != nil {
+			return value{}, err
+		}
 		c, a = t, r
 	}
 	if !v.multi && len(v.from) > 0 {
@@ -462,6 +469,39 @@ func (cp *compiler) path(c *schema.Collection, a string, segs []string, mod stri
 		v.from, v.where = nil, nil
 	}
 	return v, nil
+}
+
+// readable adds rule (of collection t, row alias a) to v's conditions for
+// client filters; rules written by superusers (Trusted) see everything.
+// A superusers-only target cannot be filtered through at all.
+func (cp *compiler) readable(t *schema.Collection, a string, rule *string, v *value) error {
+	if cp.env.Trusted {
+		return nil
+	}
+	if rule == nil {
+		return cerr("collection %q cannot be filtered through", t.Name)
+	}
+	if *rule == "" {
+		return nil
+	}
+	e, err := Parse(*rule)
+	if err != nil {
+		return cerr("the rules of %q are invalid", t.Name)
+	}
+	env := *cp.env
+	env.Trusted = true
+	sub := &compiler{b: cp.b, env: &env, alias: cp.alias}
+	res, err := sub.expr(t, a, e)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Const == nil:
+		v.where = append(v.where, res.SQL)
+	case !*res.Const:
+		v.where = append(v.where, sqlFalse)
+	}
+	return nil
 }
 
 func coalesceZero(expr string, k kind) string {
