@@ -139,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
+	c.StartJanitor(bg, 10*time.Minute)
 	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)

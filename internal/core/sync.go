@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/store"
 )
 
 // SchemaChannel is the notification channel announcing schema versions.
@@ -81,4 +82,32 @@ func (a *App) Collection(ctx context.Context, idOrName string) (*schema.Collecti
 		return nil, err
 	}
 	return a.Schema().Get(idOrName), nil
+}
+
+// StartJanitor deletes expired one-time codes and unfinished MFA logins
+// every interval until ctx ends. Any node may run it: the deletes are
+// idempotent.
+func (a *App) StartJanitor(ctx context.Context, every time.Duration) {
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.sweep(ctx)
+			}
+		}
+	}()
+}
+
+func (a *App) sweep(ctx context.Context) {
+	now := schema.FormatDate(time.Now())
+	for _, table := range []string{"_otps", "_mfas"} {
+		b := store.NewBuilder(a.DB.Dialect)
+		if _, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+table+" WHERE expires < "+b.Arg(now)); err != nil && ctx.Err() == nil {
+			a.Log.Warn("janitor: sweep failed", "table", table, "err", err)
+		}
+	}
 }

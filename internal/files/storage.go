@@ -90,6 +90,15 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, _ string) (int6
 		os.Remove(tmp.Name())
 		return 0, err
 	}
+	// The rename is durable only once the directory entry is on disk: an
+	// acknowledged upload must survive a power loss, not just a crash.
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return 0, err
+		}
+	}
 	return n, nil
 }
 
