@@ -49,6 +49,7 @@ type Broker struct {
 	node   string
 
 	events  chan *event
+	pubMu   sync.Mutex
 	outbox  chan string
 	stopped chan struct{}
 	stop    sync.Once
@@ -108,9 +109,7 @@ const maxNotify = 7000
 // Publish queues a committed change for fan-out here and on other nodes.
 // It is called by writers after commit and does not wait for clients.
 func (b *Broker) Publish(ch records.Change) {
-	select {
-	case b.events <- &event{change: ch}:
-	case <-b.stopped:
+	if !b.enqueueEvent(&event{change: ch}) {
 		return
 	}
 	if b.notify == nil {
@@ -133,6 +132,21 @@ func (b *Broker) Publish(ch records.Change) {
 	case b.outbox <- string(payload):
 	default:
 		b.log.Warn("realtime: cross-node queue full, event not sent to other nodes")
+	}
+}
+
+// enqueueEvent numbers an event and queues it for fan-out. Numbering and
+// queueing happen together under pubMu, so the queue is in sequence
+// order and a subscription can tell events committed before it started.
+func (b *Broker) enqueueEvent(ev *event) bool {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	ev.seq = b.seq.Add(1)
+	select {
+	case b.events <- ev:
+		return true
+	case <-b.stopped:
+		return false
 	}
 }
 
@@ -198,15 +212,11 @@ func (b *Broker) remote(ctx context.Context, payload string) {
 	} else {
 		rec = records.FromWire(c, w.Values)
 	}
-	select {
-	case b.events <- &event{change: records.Change{Action: w.Action, Record: rec}}:
-	case <-b.stopped:
-	}
+	b.enqueueEvent(&event{change: records.Change{Action: w.Action, Record: rec}})
 }
 
 // dispatch delivers one event to every matching subscription.
 func (b *Broker) dispatch(ctx context.Context, ev *event) {
-	ev.seq = b.seq.Add(1)
 	coll := ev.change.Record.Collection
 	b.mu.Lock()
 	b.ring = append(b.ring, ev)
@@ -273,6 +283,9 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
 			continue
+		}
+		if ev.seq <= s.since {
+			continue // committed before this subscription began
 		}
 		key := cacheKey{ident, s.key}
 		ok, seen := dc.decisions[key]
@@ -407,6 +420,7 @@ type Subscription struct {
 	RecordID string `json:"-"`
 
 	key          string
+	since        uint64 // last event sequence before the subscription began
 	collectionID string
 	filter       filter.Expr
 	fields       records.Projection
@@ -568,12 +582,20 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 		c.caller, c.ident, c.token = caller, identity(caller), token
 	}
 	old := c.subs
+	now := b.seq.Load()
 	c.subs = make(map[string]*Subscription, len(subs))
 	list := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
-		if _, dup := c.subs[s.key]; !dup {
-			list = append(list, s)
+		if _, dup := c.subs[s.key]; dup {
+			continue
 		}
+		// A kept subscription keeps its start; a new one starts now.
+		if prev, ok := old[s.key]; ok {
+			s.since = prev.since
+		} else {
+			s.since = now
+		}
+		list = append(list, s)
 		c.subs[s.key] = s
 	}
 	c.subList = list
