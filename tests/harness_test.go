@@ -35,12 +35,21 @@ func sqliteEngine() engine {
 var engineList = []engine{sqliteEngine()}
 
 func forEachEngine(t *testing.T, fn func(t *testing.T, s *server)) {
+	forEachEngineWith(t, nil, fn)
+}
+
+// forEachEngineWith is forEachEngine with an adjusted configuration.
+func forEachEngineWith(t *testing.T, adjust func(*plinth.Config), fn func(t *testing.T, s *server)) {
 	for _, e := range engineList {
 		t.Run(e.name, func(t *testing.T) {
-			fn(t, newServer(t, e))
+			fn(t, newServerWith(t, e, adjust))
 		})
 	}
 }
+
+// noRateLimits turns the authentication rate limits off, for tests that
+// send many attempts on purpose.
+func noRateLimits(c *plinth.Config) { c.AuthRatePerIP, c.AuthRatePerAccount = -1, -1 }
 
 // server is a running Plinth behind a real TCP listener.
 type server struct {
@@ -56,9 +65,14 @@ const suEmail, suPassword = "root@example.com", "superuser-pass-1"
 
 func newServer(t *testing.T, e engine) *server {
 	t.Helper()
+	return newServerWith(t, e, nil)
+}
+
+func newServerWith(t *testing.T, e engine, adjust func(*plinth.Config)) *server {
+	t.Helper()
 	dir := t.TempDir()
 	dbURL := e.newDB(t)
-	s := startServer(t, dir, dbURL)
+	s := startServerWith(t, dir, dbURL, adjust)
 	if err := s.app.UpsertSuperuser(context.Background(), suEmail, suPassword); err != nil {
 		t.Fatalf("upsert superuser: %v", err)
 	}
@@ -221,6 +235,31 @@ func (s *server) user(coll, email string, extra map[string]any) (string, string)
 	rec.status(200)
 	tok := s.do("POST", "/api/collections/"+coll+"/auth-with-password", "", map[string]any{"identity": email, "password": "password123"}).status(200)
 	return rec.str("id"), tok.str("token")
+}
+
+// try sends a JSON request without the test helpers' fatal checks, so it
+// can run in other goroutines; it returns the status and the body.
+func (s *server) try(method, path, token string, body any) (int, map[string]any, error) {
+	j, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(j))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, nil
 }
 
 // q escapes a query parameter value.

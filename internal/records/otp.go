@@ -106,13 +106,24 @@ func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, 
 			return bad
 		}
 		matched = hmac.Equal([]byte(hash), []byte(otpHash(c, otpID, strings.TrimSpace(code))))
+		// The read above takes no lock: concurrent requests (on this node
+		// or another) may all have read the same row. Only the statement
+		// that actually consumes the row (or counts the guess while guesses
+		// remain) wins; the others see zero affected rows and fail.
 		b = store.NewBuilder(s.DB.Dialect)
+		var res sql.Result
 		if matched {
-			_, err = b.Exec(ctx, tx, "DELETE FROM _otps WHERE id = "+b.Arg(otpID))
+			res, err = b.Exec(ctx, tx, "DELETE FROM _otps WHERE id = "+b.Arg(otpID)+" AND attempts < "+b.Arg(MaxOTPAttempts))
 		} else {
-			_, err = b.Exec(ctx, tx, "UPDATE _otps SET attempts = attempts + 1 WHERE id = "+b.Arg(otpID))
+			res, err = b.Exec(ctx, tx, "UPDATE _otps SET attempts = attempts + 1 WHERE id = "+b.Arg(otpID)+" AND attempts < "+b.Arg(MaxOTPAttempts))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			matched = false
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -144,12 +155,16 @@ func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Rec
 	}
 	now := schema.FormatDate(time.Now())
 	if mfaID != "" {
-		var rec, first, expires string
+		// Consume the MFA login in one statement: whichever request deletes
+		// the row completes the login, every concurrent one (on any node)
+		// affects no row and is refused, so an mfaId works exactly once.
 		b := store.NewBuilder(s.DB.Dialect)
-		err := b.QueryRow(ctx, s.DB.Read, "SELECT record, method, expires FROM _mfas WHERE id = "+b.Arg(mfaID)+" AND collection = "+b.Arg(c.ID)).Scan(&rec, &first, &expires)
-		if err == nil && rec == r.ID() && first != method && expires >= now {
-			b := store.NewBuilder(s.DB.Dialect)
-			b.Exec(ctx, s.DB.Write, "DELETE FROM _mfas WHERE id = "+b.Arg(mfaID))
+		res, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _mfas WHERE id = "+b.Arg(mfaID)+" AND collection = "+b.Arg(c.ID)+
+			" AND record = "+b.Arg(r.ID())+" AND method <> "+b.Arg(method)+" AND expires >= "+b.Arg(now))
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
 			return nil
 		}
 		return apierr.BadRequest("Invalid or expired MFA session.").With("mfaId", "validation_invalid_mfa", "Invalid or expired MFA session, or the same method used twice.")
