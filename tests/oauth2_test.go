@@ -146,23 +146,9 @@ func TestOAuth2WithOIDCProvider(t *testing.T) {
 		// Renaming the display name without resending the secret keeps it.
 		s.do("PATCH", "/api/collections/users", s.su, map[string]any{"authOptions": map[string]any{"oauth2": map[string]any{"enabled": true, "providers": []any{
 			map[string]any{"name": "oidc", "displayName": "Test IdP", "clientId": "plinth-client", "issuer": p.srv.URL}}}}}).status(200)
-		redirect := "https://app.example.com/oauth-callback"
 		login := func(user map[string]any, mutate func(body map[string]any)) *response {
 			t.Helper()
-			p.mu.Lock()
-			p.user = user
-			p.mu.Unlock()
-			m := s.do("GET", "/api/collections/users/auth-methods", "", nil).status(200)
-			prov := m.body["oauth2"].(map[string]any)["providers"].([]any)[0].(map[string]any)
-			if prov["displayName"] != "Test IdP" || prov["codeChallengeMethod"] != "S256" {
-				t.Fatalf("auth method: %v", prov)
-			}
-			code := p.authorize(t, prov["authURL"].(string), redirect, prov["state"].(string))
-			body := map[string]any{"provider": "oidc", "code": code, "codeVerifier": prov["codeVerifier"], "redirectURL": redirect}
-			if mutate != nil {
-				mutate(body)
-			}
-			return s.do("POST", "/api/collections/users/auth-with-oauth2", "", body)
+			return p.login(t, s, "users", user, mutate)
 		}
 		ana := map[string]any{"sub": "ext-ana", "email": "Ana@Example.com", "email_verified": true, "name": "Ana"}
 		first := login(ana, nil).status(200)
@@ -188,6 +174,34 @@ func TestOAuth2WithOIDCProvider(t *testing.T) {
 		login(ana, func(b map[string]any) { b["provider"] = "github" }).status(400)
 		var code string
 		login(ana, func(b map[string]any) { code = b["code"].(string) }).status(200)
-		s.do("POST", "/api/collections/users/auth-with-oauth2", "", map[string]any{"provider": "oidc", "code": code, "codeVerifier": "whatever", "redirectURL": redirect}).status(400)
+		s.do("POST", "/api/collections/users/auth-with-oauth2", "", map[string]any{"provider": "oidc", "code": code, "codeVerifier": "whatever", "redirectURL": oauthRedirect}).status(400)
 	})
+}
+
+const oauthRedirect = "https://app.example.com/oauth-callback"
+
+// oidcAuthOptions enables p as the only OAuth2 provider of a collection.
+func (p *oidcProvider) authOptions() map[string]any {
+	return map[string]any{"oauth2": map[string]any{"enabled": true, "providers": []any{
+		map[string]any{"name": "oidc", "displayName": "Test IdP", "clientId": "plinth-client", "clientSecret": "client-secret", "issuer": p.srv.URL}}}}
+}
+
+// login runs the whole code flow for user against collection coll, as a
+// browser and a client app would; mutate may change the final request.
+func (p *oidcProvider) login(t *testing.T, s *server, coll string, user map[string]any, mutate func(body map[string]any)) *response {
+	t.Helper()
+	p.mu.Lock()
+	p.user = user
+	p.mu.Unlock()
+	m := s.do("GET", "/api/collections/"+coll+"/auth-methods", "", nil).status(200)
+	prov := m.body["oauth2"].(map[string]any)["providers"].([]any)[0].(map[string]any)
+	if prov["displayName"] != "Test IdP" || prov["codeChallengeMethod"] != "S256" {
+		t.Fatalf("auth method: %v", prov)
+	}
+	code := p.authorize(t, prov["authURL"].(string), oauthRedirect, prov["state"].(string))
+	body := map[string]any{"provider": "oidc", "code": code, "codeVerifier": prov["codeVerifier"], "redirectURL": oauthRedirect}
+	if mutate != nil {
+		mutate(body)
+	}
+	return s.do("POST", "/api/collections/"+coll+"/auth-with-oauth2", "", body)
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -85,5 +86,94 @@ func TestOTPConsumedOnce(t *testing.T) {
 		if got[200] != 1 || got[400] != 11 {
 			t.Fatalf("12 concurrent uses of one code: %v, want exactly one 200 and eleven 400", got)
 		}
+	})
+}
+
+// A record created by a first OAuth2 login passes the same checks as a
+// sign-up through POST /records: the create rule (seeing createData as
+// @request.body), field validation, and the server-managed auth fields.
+func TestOAuth2SignUpChecksLikeREST(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		p := newOIDCProvider(t)
+		s.collection(map[string]any{"name": "members", "type": "auth", "viewRule": "id = @request.auth.id",
+			"createRule": `@request.body.role:isset = false || @request.body.role = "member"`,
+			"fields": []any{
+				map[string]any{"name": "role", "type": "select", "values": []string{"member", "admin"}},
+				map[string]any{"name": "bio", "type": "text", "max": 10},
+			},
+			"authOptions": p.authOptions()})
+		cases := []struct {
+			name string
+			data map[string]any
+			want int
+		}{
+			{"plain", map[string]any{"bio": "hi"}, 200},
+			{"allowed role", map[string]any{"role": "member"}, 200},
+			{"privileged role refused by the rule", map[string]any{"role": "admin"}, 403},
+			{"invalid value", map[string]any{"bio": "far too long for ten"}, 400},
+			{"verified is server-managed", map[string]any{"verified": true}, 400},
+			{"token key is server-managed", map[string]any{"tokenKey": "chosen-key"}, 400},
+			{"unknown field", map[string]any{"isAdmin": true}, 400},
+		}
+		for i, c := range cases {
+			restBody := map[string]any{"email": fmt.Sprintf("rest%d@example.com", i), "password": "password123", "passwordConfirm": "password123"}
+			for k, v := range c.data {
+				restBody[k] = v
+			}
+			rest := s.do("POST", "/api/collections/members/records", "", restBody)
+			oauth := p.login(t, s, "members", map[string]any{"sub": fmt.Sprintf("ext-%d", i), "email": fmt.Sprintf("oauth%d@example.com", i), "email_verified": false},
+				func(b map[string]any) { b["createData"] = c.data })
+			if rest.code != c.want || oauth.code != c.want {
+				t.Errorf("%s: REST sign-up %d, OAuth2 sign-up %d, want %d both (%s)", c.name, rest.code, oauth.code, c.want, oauth.raw)
+			}
+			if c.want == 200 {
+				rec := oauth.body["record"].(map[string]any)
+				if rec["verified"] != false {
+					t.Errorf("%s: an unverified provider email made a verified record", c.name)
+				}
+				for k, v := range c.data {
+					if rec[k] != v {
+						t.Errorf("%s: %s = %v, want %v", c.name, k, rec[k], v)
+					}
+				}
+			} else if d, _ := oauth.body["data"].(map[string]any); c.want == 400 && len(d) == 0 {
+				t.Errorf("%s: a 400 without field errors: %s", c.name, oauth.raw)
+			}
+		}
+		// Nothing was created by the refused attempts.
+		total := s.do("GET", "/api/collections/members/records", s.su, nil).status(200).body["totalItems"]
+		if total != 4.0 {
+			t.Errorf("members after the table: %v, want 4 (two REST, two OAuth2)", total)
+		}
+	})
+}
+
+// Pre-hijacking: an attacker signs up with the victim's address and a
+// password of their own; when the victim arrives through a provider that
+// vouches for the address, the record becomes the victim's alone.
+func TestOAuth2TakesOverUnverifiedRecord(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		p := newOIDCProvider(t)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "viewRule": "id = @request.auth.id",
+			"authOptions": p.authOptions()})
+		base := "/api/collections/users/"
+		id := s.do("POST", base+"records", "", map[string]any{"email": "victim@example.com", "password": "attacker-pass-1", "passwordConfirm": "attacker-pass-1"}).status(200).str("id")
+		attacker := s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "victim@example.com", "password": "attacker-pass-1"}).status(200).str("token")
+		s.do("GET", base+"records/"+id, attacker, nil).status(200)
+
+		victim := p.login(t, s, "users", map[string]any{"sub": "ext-victim", "email": "victim@example.com", "email_verified": true}, nil).status(200)
+		rec := victim.body["record"].(map[string]any)
+		if rec["id"] != id || rec["verified"] != true {
+			t.Fatalf("victim's login: %s", victim.raw)
+		}
+		s.do("GET", base+"records/"+id, attacker, nil).status(401) // the attacker's session is gone
+		s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "victim@example.com", "password": "attacker-pass-1"}).status(400)
+		s.do("GET", base+"records/"+id, victim.str("token"), nil).status(200)
+
+		// A verified record is simply linked: its password keeps working.
+		bobID, _ := s.user("users", "bob@example.com", nil)
+		s.do("PATCH", base+"records/"+bobID, s.su, map[string]any{"verified": true}).status(200)
+		p.login(t, s, "users", map[string]any{"sub": "ext-bob", "email": "bob@example.com", "email_verified": true}, nil).status(200)
+		s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "bob@example.com", "password": "password123"}).status(200)
 	})
 }

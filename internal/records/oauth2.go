@@ -94,26 +94,14 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
-		if c.CreateRule == nil {
-			return nil, apierr.Forbidden("Sign-up is disabled for this collection.")
-		}
-		if user.Email == "" {
-			return nil, apierr.BadRequest("The provider did not share an email address.")
-		}
-		body := map[string]any{}
-		for k, v := range createData {
-			body[k] = v
-		}
-		body["email"] = user.Email
-		body["password"] = schema.RandomString(40)
-		body["verified"] = user.EmailVerified
-		created, err := s.Create(ctx, s.system(), c, body)
-		if err != nil {
+	if r != nil && r.Values["verified"] != true && (caller == nil || caller.Auth == nil || caller.Auth.ID() != r.ID()) {
+		if r, err = s.takeOverUnverified(ctx, c, r); err != nil {
 			return nil, err
 		}
-		if r, err = s.authRecord(ctx, c, "id", created.ID()); err != nil || r == nil {
-			return nil, apierr.Internal(errors.New("created record vanished"))
+	}
+	if r == nil {
+		if r, err = s.oauth2SignUp(ctx, caller, c, user.Email, user.EmailVerified, createData); err != nil {
+			return nil, err
 		}
 	}
 	b = store.NewBuilder(d)
@@ -122,6 +110,60 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 		if _, dup := d.UniqueViolation(err); !dup {
 			return nil, apierr.Internal(err)
 		}
+	}
+	return r, nil
+}
+
+// takeOverUnverified hands an unverified record to the person the
+// provider vouches for. Anyone can sign up with someone else's address
+// and a password of their choosing and wait for the owner to arrive with
+// OAuth2 (account pre-hijacking). The provider has just proven who owns
+// the address, so the record is theirs: in one transaction its password
+// is replaced by an unusable random one, its token key rotated (every
+// token and session issued so far dies) and it is marked verified. The
+// owner can set a password of their own with a password reset.
+func (s *Service) takeOverUnverified(ctx context.Context, c *schema.Collection, r *Record) (*Record, error) {
+	if _, err := s.Update(ctx, s.system(), c, r.ID(), map[string]any{"password": schema.RandomString(48), "verified": true}); err != nil {
+		return nil, err
+	}
+	s.logWarn("oauth2 took over an unverified account: password reset, sessions revoked", "collection", c.Name, "record", r.ID())
+	return s.authRecord(ctx, c, "id", r.ID())
+}
+
+// oauth2SignUp creates the record for a first OAuth2 login. It is a
+// sign-up like any other: made by the caller (not by the system), with
+// createData as the request body, so the collection's create rule, field
+// validation and the limits on privileged auth fields all apply exactly
+// as for POST /records. Only what the provider vouches for is set by the
+// server: the email, an unusable random password and the verified state.
+func (s *Service) oauth2SignUp(ctx context.Context, caller *Caller, c *schema.Collection, email string, verified bool, createData map[string]any) (*Record, error) {
+	if c.CreateRule == nil {
+		return nil, apierr.Forbidden("Sign-up is disabled for this collection.")
+	}
+	if email == "" {
+		return nil, apierr.BadRequest("The provider did not share an email address.")
+	}
+	if caller == nil || caller.Auth != nil {
+		// A caller signed in elsewhere signs up as a new, anonymous user.
+		anon := &Caller{}
+		if caller != nil {
+			anon.Method, anon.Query, anon.Headers = caller.Method, caller.Query, caller.Headers
+		}
+		caller = anon
+	}
+	password := schema.RandomString(48)
+	body := make(map[string]any, len(createData)+3)
+	for k, v := range createData {
+		body[k] = v
+	}
+	body["email"], body["password"], body["passwordConfirm"] = email, password, password
+	created, err := s.create(ctx, caller, c, body, map[string]any{"verified": verified})
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.authRecord(ctx, c, "id", created.ID())
+	if err != nil || r == nil {
+		return nil, apierr.Internal(errors.New("created record vanished"))
 	}
 	return r, nil
 }

@@ -484,6 +484,13 @@ func (s *Service) writeErr(c *schema.Collection, err error) error {
 // Create validates body, inserts a record and checks the create rule
 // against the stored row inside the same transaction.
 func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collection, body map[string]any) (*Record, error) {
+	return s.create(ctx, caller, c, body, nil)
+}
+
+// create is Create with column values the server sets itself (serverSet),
+// applied after the caller's body is validated and before the create rule
+// runs: the caller cannot supply them, and the rule sees them.
+func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collection, body map[string]any, serverSet map[string]any) (*Record, error) {
 	if c.IsView() {
 		return nil, errReadOnly()
 	}
@@ -494,6 +501,9 @@ func (s *Service) Create(ctx context.Context, caller *Caller, c *schema.Collecti
 	p, _, err := s.prepare(caller, c, body, nil)
 	if err != nil {
 		return nil, s.writeErr(c, err)
+	}
+	for k, v := range serverSet {
+		p.set(k, v)
 	}
 	id := p.vals[0].(string)
 	d := s.DB.Dialect
