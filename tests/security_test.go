@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/plinthhq/plinth"
 )
 
 // nodes returns s and, on a shared database (PostgreSQL), a second node
@@ -175,5 +177,41 @@ func TestOAuth2TakesOverUnverifiedRecord(t *testing.T) {
 		s.do("PATCH", base+"records/"+bobID, s.su, map[string]any{"verified": true}).status(200)
 		p.login(t, s, "users", map[string]any{"sub": "ext-bob", "email": "bob@example.com", "email_verified": true}, nil).status(200)
 		s.do("POST", base+"auth-with-password", "", map[string]any{"identity": "bob@example.com", "password": "password123"}).status(200)
+	})
+}
+
+// The per-account limit holds for every spelling of the account that
+// reaches it: white space, case and Unicode compatibility forms share
+// the account's bucket, and the right password does not get through it.
+func TestAccountRateLimitKeyedOnNormalisedIdentity(t *testing.T) {
+	strict := func(c *plinth.Config) { c.AuthRatePerIP, c.AuthRatePerAccount = -1, 3 }
+	forEachEngineWith(t, strict, func(t *testing.T, s *server) {
+		_, addr := startSMTP(t)
+		host, port, _ := net.SplitHostPort(addr)
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"smtp": map[string]any{"host": host, "port": atoi(port), "tls": "none"}}).status(200)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "bob@example.com", "password": "right-password"}).status(200)
+		variants := []string{"bob@example.com", " bob@example.com", "bob@example.com\t", "BOB@Example.COM", "\u00a0bob@example.com\n",
+			"\uff42\uff4f\uff42@example.com" /* fullwidth b, o, b */, "bob\uff20example.com" /* fullwidth @ */}
+		base := "/api/collections/users/"
+		for i := 0; i < 3; i++ {
+			s.do("POST", base+"auth-with-password", "", map[string]any{"identity": variants[i], "password": "wrong-password"}).status(400)
+		}
+		for _, v := range variants {
+			r := s.do("POST", base+"auth-with-password", "", map[string]any{"identity": v, "password": "right-password"})
+			if r.code != 429 || r.hdr.Get("Retry-After") == "" {
+				t.Errorf("password login as %q after the limit: %d %s", v, r.code, r.raw)
+			}
+		}
+		// The email flows share the same canonical key.
+		for i, v := range variants {
+			want := 204
+			if i >= 3 {
+				want = 429
+			}
+			if r := s.do("POST", base+"request-password-reset", "", map[string]any{"email": v}); r.code != want {
+				t.Errorf("reset request %d for %q: %d, want %d", i, v, r.code, want)
+			}
+		}
 	})
 }

@@ -320,14 +320,17 @@ func (s *Server) fresh(r *http.Request, c *schema.Collection, op func(*schema.Co
 	return op(c)
 }
 
-// limitAuth applies the authentication rate limits for an attempt on
-// account (collection and identity); it writes the 429 itself.
-func (s *Server) limitAuth(w http.ResponseWriter, r *http.Request, account string) bool {
+// limitAuth applies the authentication rate limits for an attempt on an
+// account: identity within scope (a collection and a flow). The account
+// key is the identity in its canonical form, the one lookups use, so no
+// spelling of it (spaces, case, lookalikes) earns a fresh allowance. It
+// writes the 429 itself.
+func (s *Server) limitAuth(w http.ResponseWriter, r *http.Request, scope, identity string) bool {
 	now := time.Now()
 	for _, l := range []struct {
 		lim *ratelimit.Limiter
 		key string
-	}{{s.authIP, "ip:" + ratelimit.ClientIP(r, s.opts.TrustedProxies)}, {s.authAccount, "acct:" + strings.ToLower(account)}} {
+	}{{s.authIP, "ip:" + ratelimit.ClientIP(r, s.opts.TrustedProxies)}, {s.authAccount, "acct:" + scope + "/" + schema.NormalizeIdentity(identity)}} {
 		if l.lim == nil {
 			continue
 		}

@@ -19,7 +19,7 @@ func (s *Server) authFlow(limitKey string, fn func(r *http.Request, body map[str
 			return
 		}
 		key, _ := body[limitKey].(string)
-		if !s.limitAuth(w, r, c.ID+"/"+limitKey+"/"+key) {
+		if !s.limitAuth(w, r, c.ID+"/"+limitKey, key) {
 			return
 		}
 		if err := fn(r, body); err != nil {

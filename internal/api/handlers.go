@@ -306,7 +306,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, c *schema
 		identity, _ = body["email"].(string)
 	}
 	password, _ := body["password"].(string)
-	if !s.limitAuth(w, r, c.ID+"/"+identity) {
+	if !s.limitAuth(w, r, c.ID+"/password", identity) {
 		return
 	}
 	rec, err := s.app.Records.PasswordFactor(r.Context(), c, identity, password)
@@ -340,7 +340,7 @@ func (s *Server) requestOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email, _ := body["email"].(string)
-	if !s.limitAuth(w, r, c.ID+"/otp/"+email) {
+	if !s.limitAuth(w, r, c.ID+"/otp-email", email) {
 		return
 	}
 	id, err := s.app.Records.RequestOTP(r.Context(), c, email)
@@ -358,7 +358,7 @@ func (s *Server) authWithOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	otpID, _ := body["otpId"].(string)
 	code, _ := body["password"].(string)
-	if !s.limitAuth(w, r, c.ID+"/otp/"+otpID) {
+	if !s.limitAuth(w, r, c.ID+"/otp-id", otpID) {
 		return
 	}
 	rec, err := s.app.Records.AuthWithOTP(r.Context(), c, otpID, code)
@@ -478,7 +478,7 @@ func (s *Server) authWithOAuth2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	provider, _ := body["provider"].(string)
-	if !s.limitAuth(w, r, c.ID+"/oauth2/"+provider) {
+	if !s.limitAuth(w, r, c.ID+"/oauth2", provider) {
 		return
 	}
 	createData, _ := body["createData"].(map[string]any)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +211,7 @@ func (a *App) bumpVersion(ctx context.Context, tx *sql.Tx) error {
 func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error {
 	c := a.Schema().Get(schema.SuperusersName)
 	su := &records.Caller{AuthCollection: c, Auth: &records.Record{Collection: c, Values: map[string]any{"id": "cli"}}}
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = schema.NormalizeIdentity(email)
 	b := store.NewBuilder(a.DB.Dialect)
 	var id string
 	err := b.QueryRow(ctx, a.DB.Read, "SELECT id FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(email)).Scan(&id)
@@ -229,7 +228,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	c := a.Schema().Get(schema.SuperusersName)
 	b := store.NewBuilder(a.DB.Dialect)
-	res, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(strings.ToLower(strings.TrimSpace(email))))
+	res, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(schema.NormalizeIdentity(email)))
 	if err != nil {
 		return false, err
 	}

@@ -99,7 +99,7 @@ func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, toke
 // RequestVerification mails a verification link when email belongs to an
 // unverified record. The answer never tells whether it does.
 func (s *Service) RequestVerification(ctx context.Context, c *schema.Collection, email string) error {
-	r, err := s.authRecord(ctx, c, "email", strings.ToLower(strings.TrimSpace(email)))
+	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (s *Service) ConfirmVerification(ctx context.Context, c *schema.Collection,
 
 // RequestPasswordReset mails a reset link when email has an account.
 func (s *Service) RequestPasswordReset(ctx context.Context, c *schema.Collection, email string) error {
-	r, err := s.authRecord(ctx, c, "email", strings.ToLower(strings.TrimSpace(email)))
+	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, caller *Caller, c *sch
 	if err != nil || v == "" {
 		return apierr.BadRequest("Invalid email.").With("newEmail", "validation_invalid_email", "Must be a valid email address.")
 	}
-	newEmail = strings.ToLower(v.(string))
+	newEmail = schema.NormalizeIdentity(v.(string))
 	if taken, err := s.authRecord(ctx, c, "email", newEmail); err != nil {
 		return err
 	} else if taken != nil {

@@ -48,7 +48,7 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 	if !c.IsAuth() {
 		return "", nil, apierr.NotFound("Not an auth collection.")
 	}
-	identity = strings.ToLower(strings.TrimSpace(identity))
+	identity = schema.NormalizeIdentity(identity)
 	if identity == "" || password == "" || len(identity) > 254 || len(password) > 256 {
 		e := errBadCredentials()
 		if identity == "" {

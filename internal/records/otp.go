@@ -44,7 +44,7 @@ func (s *Service) RequestOTP(ctx context.Context, c *schema.Collection, email st
 		return "", errMailOff()
 	}
 	otpID := schema.RandomString(20)
-	r, err := s.authRecord(ctx, c, "email", strings.ToLower(strings.TrimSpace(email)))
+	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
 	if err != nil || r == nil {
 		return otpID, err
 	}

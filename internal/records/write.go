@@ -192,7 +192,7 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 				p.set("tokenKey", schema.RandomString(50))
 			}
 		case f.Type == schema.FieldEmail && c.IsAuth() && f.Name == "email":
-			v = strings.ToLower(v.(string))
+			v = schema.NormalizeIdentity(v.(string))
 		}
 		p.set(f.Name, v)
 		changed[f.Name] = true
