@@ -1,8 +1,13 @@
 package tests
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -211,6 +216,76 @@ func TestAccountRateLimitKeyedOnNormalisedIdentity(t *testing.T) {
 			}
 			if r := s.do("POST", base+"request-password-reset", "", map[string]any{"email": v}); r.code != want {
 				t.Errorf("reset request %d for %q: %d, want %d", i, v, r.code, want)
+			}
+		}
+	})
+}
+
+// Realtime decisions cached per identity must also be keyed on what the
+// rule reads of the request: two anonymous clients that differ only in a
+// header (or a query parameter) get what REST would give each of them.
+func TestRealtimeRuleReadsRequest(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		text := []any{map[string]any{"name": "text", "type": "text"}}
+		s.collection(map[string]any{"name": "byheader", "listRule": `@request.headers.x_token = "abc"`, "createRule": "", "fields": text})
+		s.collection(map[string]any{"name": "byquery", "listRule": `@request.query.key = "k1"`, "createRule": "", "fields": text})
+		s.collection(map[string]any{"name": "open", "listRule": "", "createRule": "", "fields": text})
+		sub := func(c *sseClient, path string, hdr map[string]string) {
+			t.Helper()
+			body, _ := json.Marshal(map[string]any{"clientId": c.id, "subscriptions": []string{"byheader", "byquery", "open"}})
+			req, _ := http.NewRequest("POST", s.url+path, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 204 {
+				t.Fatalf("subscribe: %d", resp.StatusCode)
+			}
+		}
+		// The admitted client also connects with the header and query, as a
+		// non-browser client can: its decisions must not leak to the other.
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/realtime?key=k1", nil)
+		req.Header.Set("X-Token", "abc")
+		with, without := s.sseReq(req, cancel), s.sse("/api/realtime")
+		sub(with, "/api/realtime?key=k1", map[string]string{"X-Token": "abc"})
+		sub(without, "/api/realtime?key=other", map[string]string{"X-Token": "wrong"})
+		for _, coll := range []string{"byheader", "byquery", "open"} {
+			text := coll
+			if coll == "open" {
+				text = "sentinel"
+			}
+			s.do("POST", "/api/collections/"+coll+"/records", "", map[string]any{"text": text}).status(200)
+		}
+		if got := with.until("sentinel"); strings.Join(got, ",") != "create:byheader,create:byquery" {
+			t.Errorf("client the rules admit got %v", got)
+		}
+		if got := without.until("sentinel"); len(got) != 0 {
+			t.Errorf("client the rules refuse got %v", got)
+		}
+		// REST gives each of them the same answer.
+		for _, c := range []struct {
+			path string
+			hdr  string
+			want float64
+		}{{"/api/collections/byheader/records", "abc", 1}, {"/api/collections/byheader/records", "wrong", 0},
+			{"/api/collections/byquery/records?key=k1", "", 1}, {"/api/collections/byquery/records?key=other", "", 0}} {
+			req, _ := http.NewRequest("GET", s.url+c.path, nil)
+			req.Header.Set("X-Token", c.hdr)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if out["totalItems"] != c.want {
+				t.Errorf("REST %s with X-Token %q: %v items, want %v", c.path, c.hdr, out["totalItems"], c.want)
 			}
 		}
 	})

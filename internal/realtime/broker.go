@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,6 +289,9 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 			continue // committed before this subscription began
 		}
 		key := cacheKey{ident, s.key}
+		if rk := b.requestKey(caller, s, rec.Collection); rk != "" {
+			key.ident += "\x00" + rk
+		}
 		ok, seen := dc.decisions[key]
 		if !seen {
 			ok = b.visible(ctx, caller, s, rec)
@@ -309,6 +313,29 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 			return
 		}
 	}
+}
+
+// requestKey fingerprints the request values (method, query, headers)
+// that the subscription's rule and filter read, for the decision cache:
+// clients that share an identity but differ in what a rule reads must
+// not share decisions.
+func (b *Broker) requestKey(caller *records.Caller, s *Subscription, c *schema.Collection) string {
+	rule := c.ListRule
+	if s.RecordID != "" {
+		rule = c.ViewRule
+	}
+	var key string
+	if rule != nil && *rule != "" && !caller.Superuser() {
+		if e, err := b.recs.ParseRule(*rule); err == nil {
+			key = filter.RequestKey(e, caller.Method, caller.Query, caller.Headers)
+		}
+	}
+	if s.filter != nil {
+		if fk := filter.RequestKey(s.filter, caller.Method, caller.Query, caller.Headers); fk != "" {
+			key += "\x01" + fk
+		}
+	}
+	return key
 }
 
 // visible applies the rule a REST read of the record would face: the
@@ -578,8 +605,19 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 		c.mu.Unlock()
 		return errIdentity
 	}
-	if caller != nil && caller.Auth != nil {
-		c.caller, c.ident, c.token = caller, identity(caller), token
+	if caller != nil {
+		// Browsers cannot set headers on an EventSource, so what rules read
+		// of the request (@request.headers.*, @request.query.*) comes from
+		// the subscription request. Without a token the identity stays;
+		// events are reads, so rules see GET.
+		next := *caller
+		next.Method = http.MethodGet
+		if caller.Auth != nil {
+			c.ident, c.token = identity(caller), token
+		} else {
+			next.AuthCollection, next.Auth = c.caller.AuthCollection, c.caller.Auth
+		}
+		c.caller = &next
 	}
 	old := c.subs
 	now := b.seq.Load()
