@@ -26,7 +26,9 @@ import (
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
+	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/realtime"
+	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/store"
 	"github.com/plinthhq/plinth/internal/store/postgres"
 	"github.com/plinthhq/plinth/internal/store/sqlite"
@@ -76,6 +78,11 @@ type Config struct {
 	// TrustedProxies lists proxy networks (CIDR) whose X-Forwarded-For
 	// header gives the client IP.
 	TrustedProxies []string
+	// MailMaxAttempts bounds delivery attempts of one queued email
+	// (default 10); MailRetryBase is the first retry delay, doubling up to
+	// 10 minutes (default 5s).
+	MailMaxAttempts int
+	MailRetryBase   time.Duration
 	// SchemaPoll is how often a node sharing a database with others
 	// re-checks the schema version, as a backstop to notifications
 	// (default 10s).
@@ -104,6 +111,9 @@ type App struct {
 	http   http.Handler
 	stop   context.CancelFunc
 	broker *realtime.Broker
+	// mailDone is closed when the mail sender has stopped, so Close does
+	// not pull the database from under a delivery in progress.
+	mailDone chan struct{}
 }
 
 // New opens the database, applies system migrations and builds the API.
@@ -138,12 +148,22 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
+	mq := mail.NewQueue(db, cfg.Logger, func(ctx context.Context) (mail.SMTP, error) {
+		st, err := settings.Load(ctx, db)
+		if err != nil {
+			return mail.SMTP{}, err
+		}
+		return st.SMTP, nil
+	}, mail.QueueOptions{MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase})
+	c.Records.RegisterMailJobs(mq)
+	mailDone := make(chan struct{})
+	go func() { mq.Run(bg); close(mailDone) }()
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
 	c.StartJanitor(bg, 10*time.Minute)
 	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)
-	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker}
+	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		pp, err := netip.ParsePrefix(p)
@@ -230,6 +250,7 @@ func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 // Close stops background work and closes the database cleanly.
 func (a *App) Close() error {
 	a.stop()
+	<-a.mailDone
 	return a.db.Close()
 }
 

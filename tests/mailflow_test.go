@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,12 @@ import (
 )
 
 // smtpSink is a real SMTP server (go-smtp) on 127.0.0.1 that keeps mail.
-type smtpSink struct{ got chan received }
+type smtpSink struct {
+	got chan received
+	// failing makes the server refuse every recipient with a temporary
+	// error, like a mail server that is down for maintenance.
+	failing atomic.Bool
+}
 
 type received struct {
 	to   string
@@ -31,6 +37,9 @@ type sinkSession struct {
 
 func (s *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.b.failing.Load() {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
+	}
 	s.to = to
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plinthhq/plinth"
 )
@@ -287,6 +288,95 @@ func TestRealtimeRuleReadsRequest(t *testing.T) {
 			if out["totalItems"] != c.want {
 				t.Errorf("REST %s with X-Token %q: %v items, want %v", c.path, c.hdr, out["totalItems"], c.want)
 			}
+		}
+	})
+}
+
+// fastMailRetries makes the mail queue retry within milliseconds.
+func fastMailRetries(c *plinth.Config) {
+	noRateLimits(c)
+	c.MailRetryBase = 20 * time.Millisecond
+}
+
+// Email flow requests answer the same for known and unknown addresses,
+// whatever the SMTP server does: mail goes out from a durable queue, and
+// a message that failed is delivered once the server recovers.
+func TestMailFlowsAnswerAlikeAndRetry(t *testing.T) {
+	forEachEngineWith(t, fastMailRetries, func(t *testing.T, s *server) {
+		sink := mfaServer(t, s, false) // users with OTP, SMTP pointing at sink
+		sink.failing.Store(true)
+		base := "/api/collections/users/"
+		for _, c := range []struct{ path, key string }{
+			{"request-password-reset", "email"}, {"request-verification", "email"}, {"request-otp", "email"},
+		} {
+			known := s.do("POST", base+c.path, "", map[string]any{c.key: "ana@example.com"})
+			unknown := s.do("POST", base+c.path, "", map[string]any{c.key: "nobody@example.com"})
+			if known.code != unknown.code || known.code >= 300 && known.code != 204 {
+				t.Errorf("%s: known %d %s, unknown %d %s", c.path, known.code, known.raw, unknown.code, unknown.raw)
+			}
+			if c.path != "request-otp" && string(known.raw) != string(unknown.raw) {
+				t.Errorf("%s: bodies differ: %s vs %s", c.path, known.raw, unknown.raw)
+			}
+			if c.path == "request-otp" && (known.str("otpId") == "" || unknown.str("otpId") == "") {
+				t.Errorf("request-otp: an otpId for both: %s / %s", known.raw, unknown.raw)
+			}
+		}
+		// The server recovers: every queued message arrives, retried, and
+		// only for the known address (verification: ana is unverified).
+		sink.failing.Store(false)
+		got := map[string]bool{}
+		for i := 0; i < 3; i++ {
+			select {
+			case m := <-sink.got:
+				if m.to != "ana@example.com" {
+					t.Errorf("mail to %s", m.to)
+				}
+				switch {
+				case strings.Contains(m.text, "confirm-password-reset"):
+					got["reset"] = true
+				case strings.Contains(m.text, "confirm-verification"):
+					got["verification"] = true
+				case codeRe.MatchString(m.text):
+					got["otp"] = true
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("queued mail not delivered after the server recovered; got %v", got)
+			}
+		}
+		if len(got) != 3 {
+			t.Errorf("delivered kinds %v, want reset, verification and otp", got)
+		}
+		select {
+		case m := <-sink.got:
+			t.Errorf("unexpected extra mail to %s", m.to)
+		case <-time.After(300 * time.Millisecond):
+		}
+	})
+}
+
+// A queued message survives a restart: the node that accepted the request
+// stops before it could deliver, and the next start delivers it.
+func TestMailQueueSurvivesRestart(t *testing.T) {
+	forEachEngineWith(t, fastMailRetries, func(t *testing.T, s *server) {
+		dead, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadHost, deadPort, _ := net.SplitHostPort(dead.Addr().String())
+		dead.Close() // nothing listens there: every delivery fails
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"smtp": map[string]any{"host": deadHost, "port": atoi(deadPort), "tls": "none"}}).status(200)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		s.do("POST", "/api/collections/users/records", "", map[string]any{"email": "ana@example.com", "password": "password123"}).status(200)
+		s.do("POST", "/api/collections/users/request-password-reset", "", map[string]any{"email": "ana@example.com"}).status(204)
+		s.app.Close()
+
+		sink, addr := startSMTP(t)
+		host, port, _ := net.SplitHostPort(addr)
+		n := startServerWith(t, s.dataDir, s.dbURL, fastMailRetries)
+		su := n.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+		n.do("PATCH", "/api/settings", su, map[string]any{"smtp": map[string]any{"host": host, "port": atoi(port), "tls": "none"}}).status(200)
+		if tok := sink.next(t, "ana@example.com"); tok == "" {
+			t.Fatal("no reset token in the delivered mail")
 		}
 	})
 }

@@ -3,6 +3,7 @@ package records
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -40,40 +41,125 @@ func errMailOff() *apierr.Error {
 	return apierr.BadRequest("Email delivery is not configured: a superuser must set SMTP in the settings.")
 }
 
-// mailToken signs a flow token for r and emails it with template tmpl.
-func (s *Service) mailToken(ctx context.Context, c *schema.Collection, r *Record, typ, tmpl, to, action string, ttl time.Duration) error {
+// Mail job kinds: requests only queue these; the queue's sender resolves
+// them (looks the address up, signs the token, renders the template) and
+// delivers them. So a request answers the same, in the same time, whether
+// the address has an account or not, and whatever the SMTP server does.
+const (
+	jobVerification  = "verification"
+	jobPasswordReset = "passwordReset"
+	jobEmailChange   = "emailChange"
+	jobOTP           = "otp"
+)
+
+// mailJob is the payload of an email flow job.
+type mailJob struct {
+	Collection string `json:"collection"`
+	Email      string `json:"email,omitempty"`
+	Record     string `json:"record,omitempty"`
+	NewEmail   string `json:"newEmail,omitempty"`
+	OTPID      string `json:"otpId,omitempty"`
+}
+
+// RegisterMailJobs teaches the mail queue to resolve the email flows.
+func (s *Service) RegisterMailJobs(q *mail.Queue) {
+	s.Mail = q
+	q.Handle(jobVerification, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
+		r, err := s.authRecord(ctx, c, "email", j.Email)
+		if err != nil || r == nil || r.Values["verified"] == true {
+			return nil, err
+		}
+		return s.flowMessage(ctx, c, r, auth.TypeVerification, "verification", r.String("email"), "confirm-verification",
+			duration(c.Auth.VerificationTokenDuration, 3*24*3600))
+	}))
+	q.Handle(jobPasswordReset, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
+		r, err := s.authRecord(ctx, c, "email", j.Email)
+		if err != nil || r == nil {
+			return nil, err
+		}
+		return s.flowMessage(ctx, c, r, auth.TypePasswordReset, "passwordReset", r.String("email"), "confirm-password-reset",
+			duration(c.Auth.PasswordResetTokenDuration, 1800))
+	}))
+	q.Handle(jobEmailChange, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
+		r, err := s.authRecord(ctx, c, "id", j.Record)
+		if err != nil || r == nil {
+			return nil, err
+		}
+		return s.flowMessage(ctx, c, r, auth.TypeEmailChange, "emailChange", j.NewEmail, "confirm-email-change",
+			duration(c.Auth.EmailChangeTokenDuration, 1800))
+	}))
+	q.Handle(jobOTP, s.resolve(s.otpMessage))
+}
+
+// resolve decodes a job and finds its collection; a collection deleted
+// since the request leaves nothing to send.
+func (s *Service) resolve(fn func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error)) mail.Resolver {
+	return func(ctx context.Context, payload json.RawMessage) (*mail.Message, error) {
+		var j mailJob
+		if err := json.Unmarshal(payload, &j); err != nil {
+			return nil, err
+		}
+		c := s.Schema().Get(j.Collection)
+		if c == nil || !c.IsAuth() {
+			return nil, nil
+		}
+		return fn(ctx, c, j)
+	}
+}
+
+// enqueueMail checks that mail is configured and queues a flow job. The
+// check comes first and does not depend on the address, so it reveals
+// nothing about accounts either.
+func (s *Service) enqueueMail(ctx context.Context, kind string, j mailJob) error {
+	if err := s.mailConfigured(ctx); err != nil {
+		return err
+	}
+	if s.Mail == nil {
+		return errMailOff()
+	}
+	if err := s.Mail.Enqueue(ctx, s.DB.Write, kind, j); err != nil {
+		return s.queryErr(err)
+	}
+	return nil
+}
+
+// requestEmail is the address of an email flow request in its canonical
+// form; a blank or over-long one is refused before anything is looked up.
+func requestEmail(email string) (string, error) {
+	email = schema.NormalizeIdentity(email)
+	if email == "" || len(email) > 254 {
+		return "", apierr.BadRequest("Invalid email.").With("email", "validation_invalid_email", "Must be a valid email address.")
+	}
+	return email, nil
+}
+
+// flowMessage signs a flow token for r and renders template tmpl for to.
+func (s *Service) flowMessage(ctx context.Context, c *schema.Collection, r *Record, typ, tmpl, to, action string, ttl time.Duration) (*mail.Message, error) {
 	st, err := settings.Load(ctx, s.DB)
 	if err != nil {
-		return apierr.Internal(err)
-	}
-	if st.SMTP.Host == "" {
-		return errMailOff()
+		return nil, err
 	}
 	now := time.Now()
 	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: typ, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix(), Email: to},
 		auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
-		return apierr.Internal(err)
+		return nil, err
 	}
 	link := strings.TrimRight(st.AppURL, "/") + "/auth/" + action + "?collection=" + url.QueryEscape(c.Name) + "&token=" + url.QueryEscape(tok)
 	subject, html, text, err := st.Template(tmpl).Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: to, Token: tok, Link: link})
 	if err != nil {
-		return apierr.Internal(err)
+		return nil, err
 	}
+	return message(st, to, subject, html, text), nil
+}
+
+// message addresses a rendered email from the configured sender.
+func message(st *settings.Settings, to, subject, html, text string) *mail.Message {
 	from := st.Sender.Address
 	if from == "" {
 		from = "no-reply@" + hostOf(st.AppURL)
 	}
-	err = mail.Send(ctx, st.SMTP, mail.Message{FromName: st.Sender.Name, From: from, To: to, Subject: subject, HTML: html, Text: text})
-	if errors.Is(err, mail.ErrNotConfigured) {
-		return errMailOff()
-	}
-	if err != nil {
-		e := apierr.New(http.StatusServiceUnavailable, "The email could not be sent; try again later.")
-		e.Cause = err
-		return e
-	}
-	return nil
+	return &mail.Message{FromName: st.Sender.Name, From: from, To: to, Subject: subject, HTML: html, Text: text}
 }
 
 func hostOf(u string) string {
@@ -96,18 +182,15 @@ func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, toke
 	return r, claims, nil
 }
 
-// RequestVerification mails a verification link when email belongs to an
-// unverified record. The answer never tells whether it does.
+// RequestVerification queues a verification link for email; it is sent
+// only when email belongs to an unverified record. The answer never tells
+// whether it does.
 func (s *Service) RequestVerification(ctx context.Context, c *schema.Collection, email string) error {
-	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
+	email, err := requestEmail(email)
 	if err != nil {
 		return err
 	}
-	if r == nil || r.Values["verified"] == true {
-		return s.mailConfigured(ctx)
-	}
-	return s.mailToken(ctx, c, r, auth.TypeVerification, "verification", r.String("email"), "confirm-verification",
-		duration(c.Auth.VerificationTokenDuration, 3*24*3600))
+	return s.enqueueMail(ctx, jobVerification, mailJob{Collection: c.ID, Email: email})
 }
 
 // mailConfigured lets no-op requests fail the same way real ones would
@@ -136,17 +219,14 @@ func (s *Service) ConfirmVerification(ctx context.Context, c *schema.Collection,
 	return err
 }
 
-// RequestPasswordReset mails a reset link when email has an account.
+// RequestPasswordReset queues a reset link for email, sent only when
+// email has an account. The answer never tells whether it does.
 func (s *Service) RequestPasswordReset(ctx context.Context, c *schema.Collection, email string) error {
-	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
+	email, err := requestEmail(email)
 	if err != nil {
 		return err
 	}
-	if r == nil {
-		return s.mailConfigured(ctx)
-	}
-	return s.mailToken(ctx, c, r, auth.TypePasswordReset, "passwordReset", r.String("email"), "confirm-password-reset",
-		duration(c.Auth.PasswordResetTokenDuration, 1800))
+	return s.enqueueMail(ctx, jobPasswordReset, mailJob{Collection: c.ID, Email: email})
 }
 
 // ConfirmPasswordReset sets a new password. Setting it rotates the
@@ -181,12 +261,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, caller *Caller, c *sch
 	} else if taken != nil {
 		return apierr.BadRequest("Invalid email.").With("newEmail", "validation_not_unique", "Value must be unique.")
 	}
-	r, err := s.authRecord(ctx, c, "id", caller.Auth.ID())
-	if err != nil || r == nil {
-		return apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection.")
-	}
-	return s.mailToken(ctx, c, r, auth.TypeEmailChange, "emailChange", newEmail, "confirm-email-change",
-		duration(c.Auth.EmailChangeTokenDuration, 1800))
+	return s.enqueueMail(ctx, jobEmailChange, mailJob{Collection: c.ID, Record: caller.Auth.ID(), NewEmail: newEmail})
 }
 
 // ConfirmEmailChange switches the email after checking the password; the

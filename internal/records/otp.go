@@ -36,17 +36,31 @@ func (s *Service) RequestOTP(ctx context.Context, c *schema.Collection, email st
 	if !c.Auth.OTP.Enabled {
 		return "", apierr.BadRequest("One-time passwords are not enabled for this collection.")
 	}
-	st, err := settings.Load(ctx, s.DB)
+	email, err := requestEmail(email)
 	if err != nil {
-		return "", apierr.Internal(err)
-	}
-	if st.SMTP.Host == "" {
-		return "", errMailOff()
+		return "", err
 	}
 	otpID := schema.RandomString(20)
-	r, err := s.authRecord(ctx, c, "email", schema.NormalizeIdentity(email))
+	if err := s.enqueueMail(ctx, jobOTP, mailJob{Collection: c.ID, Email: email, OTPID: otpID}); err != nil {
+		return "", err
+	}
+	return otpID, nil
+}
+
+// otpMessage resolves a queued OTP request: when the address has an
+// account, it stores a fresh code (hashed) under the otpId the client
+// already holds and renders the mail carrying it.
+func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
+	if !c.Auth.OTP.Enabled {
+		return nil, nil
+	}
+	r, err := s.authRecord(ctx, c, "email", j.Email)
 	if err != nil || r == nil {
-		return otpID, err
+		return nil, err
+	}
+	st, err := settings.Load(ctx, s.DB)
+	if err != nil {
+		return nil, err
 	}
 	length := c.Auth.OTP.Length
 	if length < 6 || length > 10 {
@@ -54,30 +68,21 @@ func (s *Service) RequestOTP(ctx context.Context, c *schema.Collection, email st
 	}
 	n, err := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(length)), nil))
 	if err != nil {
-		return "", apierr.Internal(err)
+		return nil, err
 	}
 	code := n.String()
 	code = strings.Repeat("0", length-len(code)) + code
 	ttl := duration(c.Auth.OTP.Duration, 300)
 	b := store.NewBuilder(s.DB.Dialect)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _otps (id, collection, record, hash, attempts, expires) VALUES ("+
-		b.Arg(otpID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, otpID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"); err != nil {
-		return "", apierr.Internal(err)
+		b.Arg(j.OTPID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, j.OTPID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"); err != nil {
+		return nil, err
 	}
 	subject, html, text, err := st.Template("otp").Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: r.String("email"), Code: code})
 	if err != nil {
-		return "", apierr.Internal(err)
+		return nil, err
 	}
-	from := st.Sender.Address
-	if from == "" {
-		from = "no-reply@" + hostOf(st.AppURL)
-	}
-	if err := mail.Send(ctx, st.SMTP, mail.Message{FromName: st.Sender.Name, From: from, To: r.String("email"), Subject: subject, HTML: html, Text: text}); err != nil {
-		e := apierr.New(http.StatusServiceUnavailable, "The email could not be sent; try again later.")
-		e.Cause = err
-		return "", e
-	}
-	return otpID, nil
+	return message(st, r.String("email"), subject, html, text), nil
 }
 
 // AuthWithOTP checks a code and returns the record it was sent to. The

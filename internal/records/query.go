@@ -15,6 +15,7 @@ import (
 	"github.com/plinthhq/plinth/internal/auth"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/store"
 )
@@ -33,6 +34,8 @@ type Service struct {
 	// OnChange, when set, receives every committed change, after the
 	// commit, including those made by cascades. It must not block.
 	OnChange func(Change)
+	// Mail queues the email flows' messages (set by RegisterMailJobs).
+	Mail *mail.Queue
 
 	rules sync.Map // rule text -> filter.Expr, rules are few and reused
 }

@@ -57,6 +57,21 @@ var systemDDL = []string{
 		ip TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE INDEX IF NOT EXISTS idx__sessions_record ON _sessions (collection, record)`,
+	// The outgoing mail queue (see mail.Queue): jobs are resolved into a
+	// message and delivered in the background, retried with backoff.
+	`CREATE TABLE IF NOT EXISTS _mailQueue (
+		id TEXT PRIMARY KEY NOT NULL,
+		kind TEXT NOT NULL,
+		payload TEXT NOT NULL,
+		message TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		nextAttempt TEXT NOT NULL,
+		lockedUntil TEXT NOT NULL DEFAULT '',
+		lastError TEXT NOT NULL DEFAULT '',
+		created TEXT NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS idx__mailQueue_due ON _mailQueue (status, nextAttempt)`,
 	`CREATE TABLE IF NOT EXISTS _mfas (
 		id TEXT PRIMARY KEY NOT NULL,
 		collection TEXT NOT NULL,
