@@ -72,6 +72,9 @@ type Config struct {
 	S3 S3Config
 	// MaxUploadBytes bounds one multipart request (default 1 GiB).
 	MaxUploadBytes int64
+	// ThumbMemory is the memory all thumbnail decodes share (default 256
+	// MiB): an image whose decode would need more is served unscaled.
+	ThumbMemory int64
 	// AuthRatePerIP and AuthRatePerAccount bound login attempts a minute
 	// (0: defaults 60 per IP, 10 per account; negative: off).
 	AuthRatePerIP, AuthRatePerAccount float64
@@ -173,7 +176,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes})
+	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory})
 	return a, nil
 }
 

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,4 +383,90 @@ func TestMailQueueSurvivesRestart(t *testing.T) {
 			t.Fatal("no reset token in the delivered mail")
 		}
 	})
+}
+
+// heapPeak samples the heap in use until stop is called and returns the
+// growth over the starting point at its peak.
+func heapPeak() (stop func() int64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := int64(ms.HeapInuse)
+	var peak atomic.Int64
+	peak.Store(base)
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if v := int64(m.HeapInuse); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-exited
+		return peak.Load() - base
+	}
+}
+
+// A small file that declares a huge canvas cannot make thumbnail requests
+// exhaust memory: decodes share a budget and the same thumbnail is made
+// once, however many ask for it at once.
+func TestThumbnailMemoryBounded(t *testing.T) {
+	const budget = 128 << 20
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) { c.ThumbMemory = budget })
+	s.loginSuperuser()
+	s.collection(map[string]any{"name": "pics", "createRule": "", "viewRule": "", "fields": []any{
+		map[string]any{"name": "img", "type": "file", "maxSize": 5 << 20, "thumbs": []string{"100x100", "50x0"}}}})
+	// 6300×6300 pixels in a few hundred KB: 40 MB to decode as grey, plus
+	// the scaler's working memory.
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 6300, 6300))); err != nil {
+		t.Fatal(err)
+	}
+	rec := s.multipartReq("POST", "/api/collections/pics/records", "", nil, part{"img", "big.png", b.Bytes()}).status(200)
+	name := rec.body["img"].(string)
+	b = bytes.Buffer{}
+	url := s.url + "/api/files/pics/" + rec.str("id") + "/" + name + "?thumb="
+
+	stop := heapPeak()
+	var wg sync.WaitGroup
+	codes := make(chan string, 32)
+	for i := 0; i < 32; i++ {
+		spec := []string{"100x100", "50x0"}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(url + spec)
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			img, _, err := image.DecodeConfig(resp.Body)
+			resp.Body.Close()
+			codes <- fmt.Sprintf("%d %s %v %dx%d", resp.StatusCode, spec, err, img.Width, img.Height)
+		}()
+	}
+	wg.Wait()
+	growth := stop()
+	close(codes)
+	for c := range codes {
+		if c != "200 100x100 <nil> 100x100" && c != "200 50x0 <nil> 50x50" {
+			t.Errorf("thumb request: %s", c)
+		}
+	}
+	t.Logf("32 concurrent thumbnail requests of a 6300x6300 PNG: heap in use grew by %.1f MiB at peak", float64(growth)/(1<<20))
+	if growth > budget+64<<20 {
+		t.Errorf("heap grew by %d MiB, over the %d MiB thumbnail budget plus 64 MiB", growth>>20, budget>>20)
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/records"
@@ -45,6 +46,9 @@ type Options struct {
 	// MaxUploadBytes bounds a multipart request (default 1 GiB); each
 	// file is also bounded by its field's maxSize while it streams.
 	MaxUploadBytes int64
+	// ThumbMemory is the decode memory all thumbnail jobs share (default
+	// 256 MiB); an image that would need more is served as it is.
+	ThumbMemory int64
 	// Realtime serves /api/realtime when set.
 	Realtime *realtime.Broker
 	// CORSOrigins lists allowed origins; "*" (the default) allows any.
@@ -61,6 +65,7 @@ type Server struct {
 	mux  *http.ServeMux
 
 	authIP, authAccount *ratelimit.Limiter
+	thumbs              *files.Thumbnailer
 }
 
 // New builds the HTTP handler for app.
@@ -74,7 +79,7 @@ func New(app *core.App, opts Options) *Server {
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
-	s := &Server{app: app, opts: opts, log: app.Log, mux: http.NewServeMux()}
+	s := &Server{app: app, opts: opts, log: app.Log, mux: http.NewServeMux(), thumbs: files.NewThumbnailer(opts.ThumbMemory)}
 	mk := func(perMinute, def float64) *ratelimit.Limiter {
 		if perMinute < 0 {
 			return nil

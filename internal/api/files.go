@@ -262,9 +262,15 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, apierr.BadRequest("This thumb size is not enabled for the field.").With("thumb", "validation_invalid_thumb", "Allowed: "+strings.Join(field.Thumbs, ", ")))
 			return
 		}
-		tkey, err := s.thumb(r.Context(), st, key, files.ThumbKey(c.ID, id, name, spec), spec)
-		if err != nil {
-			s.fail(w, r, err)
+		tkey, err := s.thumbs.Get(r.Context(), st, key, files.ThumbKey(c.ID, id, name, spec), spec)
+		switch {
+		case errors.Is(err, files.ErrNotFound):
+			s.fail(w, r, notFound)
+			return
+		case r.Context().Err() != nil:
+			return // the client went away
+		case err != nil:
+			s.fail(w, r, apierr.Internal(err))
 			return
 		}
 		key = tkey
@@ -298,27 +304,6 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256([]byte(key + "|" + strconv.FormatInt(obj.Size(), 10) + "|" + obj.ModTime().UTC().String()))
 	h.Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
 	http.ServeContent(w, r, name, obj.ModTime(), obj)
-}
-
-// thumb returns the key of a cached thumbnail, making it on first use.
-func (s *Server) thumb(ctx context.Context, st files.Storage, src, key, spec string) (string, error) {
-	if obj, err := st.Open(ctx, key); err == nil {
-		obj.Close()
-		return key, nil
-	}
-	obj, err := st.Open(ctx, src)
-	if err != nil {
-		return "", apierr.NotFound("The requested file wasn't found.")
-	}
-	defer obj.Close()
-	data, ctype, err := files.Thumb(obj, spec)
-	if err != nil {
-		return src, nil // not an image we can thumbnail: serve the original
-	}
-	if _, err := st.Put(ctx, key, bytes.NewReader(data), ctype); err != nil {
-		return "", apierr.Internal(err)
-	}
-	return key, nil
 }
 
 // fileToken issues a short-lived token for reading protected files.
