@@ -470,3 +470,36 @@ func TestThumbnailMemoryBounded(t *testing.T) {
 		t.Errorf("heap grew by %d MiB, over the %d MiB thumbnail budget plus 64 MiB", growth>>20, budget>>20)
 	}
 }
+
+// A Range header with more than 16 parts is answered with the whole file;
+// a few parts still get a multipart 206.
+func TestRangePartsCapped(t *testing.T) {
+	s := startServerWith(t, t.TempDir(), "", nil)
+	s.loginSuperuser()
+	s.collection(map[string]any{"name": "blobs", "createRule": "", "viewRule": "", "fields": []any{
+		map[string]any{"name": "data", "type": "file", "maxSize": 1 << 20}}})
+	content := bytes.Repeat([]byte("0123456789"), 1000)
+	rec := s.multipartReq("POST", "/api/collections/blobs/records", "", nil, part{"data", "d.txt", content}).status(200)
+	path := "/api/files/blobs/" + rec.str("id") + "/" + rec.body["data"].(string)
+	ranges := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("%d-%d", i*10, i*10+1)
+		}
+		return "bytes=" + strings.Join(parts, ",")
+	}
+	for _, c := range []struct {
+		parts, status int
+	}{{1, 206}, {2, 206}, {16, 206}, {17, 200}, {500, 200}} {
+		r := s.raw("GET", path, "", "", nil, map[string]string{"Range": ranges(c.parts)})
+		if r.code != c.status {
+			t.Errorf("%d ranges: status %d, want %d", c.parts, r.code, c.status)
+		}
+		if c.status == 200 && !bytes.Equal(r.raw, content) {
+			t.Errorf("%d ranges: not the whole file (%d bytes)", c.parts, len(r.raw))
+		}
+		if c.parts > 1 && c.status == 206 && !strings.HasPrefix(r.hdr.Get("Content-Type"), "multipart/byteranges") {
+			t.Errorf("%d ranges: %s", c.parts, r.hdr.Get("Content-Type"))
+		}
+	}
+}
