@@ -503,3 +503,44 @@ func TestRangePartsCapped(t *testing.T) {
 		}
 	}
 }
+
+// A view cannot publish the secrets of auth collections or Plinth's own
+// tables, however the query spells them.
+func TestViewsCannotPublishSecrets(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "fields": []any{map[string]any{"name": "name", "type": "text"}}})
+		s.user("users", "ana@example.com", map[string]any{"name": "Ana"})
+		refused := []string{
+			`SELECT id, password FROM users`,
+			`SELECT id, tokenKey AS k FROM users`,
+			`SELECT u.id, u."tokenKey" FROM users u`,
+			`SELECT id, "PassWord" FROM "users"`,
+			`SELECT * FROM users`,
+			`SELECT u.* FROM users u`,
+			`SELECT id, email, password AS p FROM _superusers`,
+			`SELECT id, definition FROM _collections`,
+			`SELECT key AS id, value FROM _meta`,
+			`SELECT id, hash FROM _otps`,
+			`SELECT id, payload FROM "_mailQueue"`,
+			`SELECT p.id, (SELECT password FROM users WHERE id = p.id) AS x FROM users p`,
+		}
+		for i, q := range refused {
+			r := s.do("POST", "/api/collections", s.su, map[string]any{"name": fmt.Sprintf("leak%d", i), "type": "view", "listRule": "", "viewQuery": q})
+			if r.code != 400 || r.fieldErr("viewQuery") == "" {
+				t.Errorf("view %q: %d %s", q, r.code, r.raw)
+			}
+		}
+		// Listing columns of an auth collection is fine, and so are literals
+		// that merely contain a secret column's name.
+		s.collection(map[string]any{"name": "people", "type": "view", "listRule": "", "viewQuery": `SELECT id, name, email, 'password' AS label FROM users`})
+		r := s.do("GET", "/api/collections/people/records", "", nil).status(200)
+		if items := r.items(); len(items) != 1 || items[0]["name"] != "Ana" {
+			t.Errorf("people: %s", r.raw)
+		}
+		// Updating a view to read a secret is refused too.
+		s.do("PATCH", "/api/collections/people", s.su, map[string]any{"viewQuery": `SELECT id, tokenKey FROM users`}).status(400)
+		if strings.Contains(string(s.do("GET", "/api/collections/people/records", "", nil).status(200).raw), "$argon2") {
+			t.Error("a password hash was published")
+		}
+	})
+}

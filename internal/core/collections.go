@@ -132,6 +132,9 @@ func (a *App) CreateCollection(ctx context.Context, c *schema.Collection) (*sche
 		if err != nil {
 			return nil, err
 		}
+		if err := checkViewSecrets(q, a.Schema()); err != nil {
+			return nil, err
+		}
 		c.ViewQuery = q
 	}
 	if err := schema.Validate(c, a.lookupWith(c)); err != nil {
@@ -324,6 +327,9 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 	if next.IsView() {
 		q, err := checkViewQuery(next.ViewQuery)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkViewSecrets(q, a.Schema()); err != nil {
 			return nil, err
 		}
 		next.ViewQuery = q

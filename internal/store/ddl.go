@@ -84,6 +84,23 @@ var systemDDL = []string{
 // SystemDDL returns the statements creating Plinth's own tables.
 func SystemDDL() []string { return systemDDL }
 
+// systemTables holds the lower-cased names of the tables systemDDL
+// creates, read from the statements so the list cannot drift.
+var systemTables = func() map[string]bool {
+	m := map[string]bool{}
+	for _, q := range systemDDL {
+		if rest, ok := strings.CutPrefix(q, "CREATE TABLE IF NOT EXISTS "); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			m[strings.ToLower(name)] = true
+		}
+	}
+	return m
+}()
+
+// IsSystemTable reports whether name (any case) is one of Plinth's own
+// tables, which hold secrets and private state.
+func IsSystemTable(name string) bool { return systemTables[strings.ToLower(name)] }
+
 // CreateTable returns the DDL for a base or auth collection's table.
 func CreateTable(d Dialect, c *schema.Collection) string {
 	var b strings.Builder
