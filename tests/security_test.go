@@ -544,3 +544,48 @@ func TestViewsCannotPublishSecrets(t *testing.T) {
 		}
 	})
 }
+
+// NUL characters (and invalid UTF-8) are client mistakes on every engine:
+// a 400 naming the field, never a 500 from the database.
+func TestNULBytesRefused(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		_, addr := startSMTP(t)
+		host, port, _ := net.SplitHostPort(addr)
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"smtp": map[string]any{"host": host, "port": atoi(port), "tls": "none"}}).status(200)
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": "", "listRule": "", "authOptions": map[string]any{"otp": map[string]any{"enabled": true}}})
+		s.collection(map[string]any{"name": "notes", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "fields": []any{
+			map[string]any{"name": "title", "type": "text"}, map[string]any{"name": "meta", "type": "json"}, map[string]any{"name": "tags", "type": "select", "values": []string{"a"}, "maxSelect": 2}}})
+		id := s.do("POST", "/api/collections/notes/records", "", map[string]any{"title": "ok"}).status(200).str("id")
+		for _, c := range []struct {
+			name, method, path string
+			body               map[string]any
+			field              string
+		}{
+			{"text field", "POST", "/api/collections/notes/records", map[string]any{"title": "a\x00b"}, "title"},
+			{"json field", "POST", "/api/collections/notes/records", map[string]any{"meta": map[string]any{"k": "a\x00"}}, "meta"},
+			{"json key", "POST", "/api/collections/notes/records", map[string]any{"meta": map[string]any{"k\x00": 1}}, "meta"},
+			{"update", "PATCH", "/api/collections/notes/records/" + id, map[string]any{"title": "\x00"}, "title"},
+			{"login identity", "POST", "/api/collections/users/auth-with-password", map[string]any{"identity": "a\x00@example.com", "password": "password123"}, "identity"},
+			{"login password", "POST", "/api/collections/users/auth-with-password", map[string]any{"identity": "a@example.com", "password": "pass\x00word123"}, "password"},
+			{"reset email", "POST", "/api/collections/users/request-password-reset", map[string]any{"email": "a\x00@example.com"}, "email"},
+			{"otp email", "POST", "/api/collections/users/request-otp", map[string]any{"email": "a\x00@example.com"}, "email"},
+			{"otp id", "POST", "/api/collections/users/auth-with-otp", map[string]any{"otpId": "x\x00", "password": "123456"}, "otpId"},
+		} {
+			r := s.do(c.method, c.path, "", c.body)
+			if r.code != 400 || r.fieldErr(c.field) == "" {
+				t.Errorf("%s: %d %s, want 400 with a %s error", c.name, r.code, r.raw, c.field)
+			}
+		}
+		for _, f := range []string{`title = "a` + "\x00" + `b"`, "title = \"\xff\""} {
+			if r := s.do("GET", "/api/collections/notes/records?filter="+q(f), "", nil); r.code != 400 {
+				t.Errorf("filter %q: %d %s", f, r.code, r.raw)
+			}
+		}
+		if r := s.multipartReq("POST", "/api/collections/notes/records", "", nil, part{field: "title", data: []byte("a\x00b")}); r.code != 400 || r.fieldErr("title") == "" {
+			t.Errorf("multipart text value: %d %s", r.code, r.raw)
+		}
+		if r := s.multipartReq("POST", "/api/collections/notes/records", "", nil, part{field: "title", data: []byte("bad \xff utf8")}); r.code != 400 || r.fieldErr("title") == "" {
+			t.Errorf("multipart invalid UTF-8: %d %s", r.code, r.raw)
+		}
+	})
+}

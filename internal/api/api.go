@@ -278,7 +278,35 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request) (map[string]
 	if err := json.Unmarshal(raw, &body); err != nil {
 		return nil, apierr.BadRequest("Invalid JSON body: expected an object.")
 	}
+	for k, v := range body {
+		if !validTextTree(k) || !validTextTree(v) {
+			return nil, apierr.BadRequest("Invalid JSON body: text may not contain NUL characters.").
+				With(k, "validation_invalid_text", "Must be valid UTF-8 text without NUL characters.")
+		}
+	}
 	return body, nil
+}
+
+// validTextTree reports whether every string in a decoded JSON value (and
+// every object key) is storable text; see schema.ValidText.
+func validTextTree(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return schema.ValidText(x)
+	case []any:
+		for _, e := range x {
+			if !validTextTree(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !schema.ValidText(k) || !validTextTree(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 var macros = map[string]bool{
@@ -24,6 +25,12 @@ type parser struct {
 func Parse(input string) (Expr, error) {
 	if len(input) > MaxLength {
 		return nil, &SyntaxError{Pos: MaxLength, Msg: "expression too long"}
+	}
+	if i := strings.IndexByte(input, 0); i >= 0 {
+		return nil, &SyntaxError{Pos: i, Msg: "NUL character"}
+	}
+	if !utf8.ValidString(input) {
+		return nil, &SyntaxError{Pos: 0, Msg: "invalid UTF-8"}
 	}
 	p := &parser{src: input}
 	p.skipSpace()

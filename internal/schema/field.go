@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -323,6 +324,10 @@ func (f *Field) Normalize(v any) (any, error) {
 		if err != nil {
 			return nil, verr("validation_invalid_json", "Must be valid JSON.")
 		}
+		if bytes.Contains(b, []byte(`\u0000`)) {
+			// PostgreSQL's jsonb cannot hold a NUL character.
+			return nil, errInvalidText()
+		}
 		max := int(f.MaxSize)
 		if max <= 0 {
 			max = DefaultJSONMaxSize
@@ -449,9 +454,23 @@ func asString(v any) (string, error) {
 	case nil:
 		return "", nil
 	case string:
+		if !ValidText(x) {
+			return "", errInvalidText()
+		}
 		return x, nil
 	}
 	return "", verr("validation_invalid_string", "Must be a string.")
+}
+
+// ValidText reports whether s can be stored as text on every engine:
+// valid UTF-8 without NUL characters (PostgreSQL refuses both, SQLite
+// would store them; refusing them everywhere keeps the engines alike).
+func ValidText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+func errInvalidText() *ValueError {
+	return verr("validation_invalid_text", "Must be valid UTF-8 text without NUL characters.")
 }
 
 // validFileName mirrors files.ValidName (schema cannot import files).
