@@ -1,15 +1,18 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -588,4 +591,69 @@ func TestNULBytesRefused(t *testing.T) {
 			t.Errorf("multipart invalid UTF-8: %d %s", r.code, r.raw)
 		}
 	})
+}
+
+// errorLog records the messages logged at ERROR, to prove client mistakes
+// are not logged as server failures.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *errorLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		l.mu.Lock()
+		l.msgs = append(l.msgs, r.Message)
+		l.mu.Unlock()
+	}
+	return nil
+}
+func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *errorLog) WithGroup(string) slog.Handler      { return l }
+func (l *errorLog) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
+}
+
+// sendCut writes head (a request with a Content-Length promising more
+// than it sends), half-closes the connection and returns the status line.
+func sendCut(t *testing.T, serverURL, head string, body []byte) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(serverURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte(head))
+	conn.Write(body)
+	conn.(*net.TCPConn).CloseWrite()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// A client that sends less body than it announced is answered 400 (the
+// client's mistake) and nothing is logged at ERROR.
+func TestAbortedBodyIsNotAServerError(t *testing.T) {
+	logs := &errorLog{}
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) { c.Logger = slog.New(logs) })
+	s.loginSuperuser()
+	s.collection(map[string]any{"name": "notes", "createRule": "", "fields": []any{
+		map[string]any{"name": "title", "type": "text"}, map[string]any{"name": "doc", "type": "file", "maxSize": 1 << 20}}})
+	host := strings.TrimPrefix(s.url, "http://")
+	body := []byte(`{"title": "` + strings.Repeat("x", 80) + `"`)
+	status := sendCut(t, s.url, "POST /api/collections/notes/records HTTP/1.1\r\nHost: "+host+"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", body)
+	if !strings.Contains(status, " 400 ") {
+		t.Errorf("JSON body cut short: %q, want 400", status)
+	}
+	mp := "--XYZ\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("y", 2000)
+	status = sendCut(t, s.url, "POST /api/collections/notes/records HTTP/1.1\r\nHost: "+host+"\r\nContent-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n", []byte(mp))
+	if !strings.Contains(status, " 400 ") {
+		t.Errorf("multipart body cut short: %q, want 400", status)
+	}
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("client mistakes logged at ERROR: %q", errs)
+	}
 }

@@ -256,8 +256,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = apierr.New(http.StatusRequestEntityTooLarge, "The request body is too large (limit "+strconv.FormatInt(mbe.Limit, 10)+" bytes).")
 	}
 	e := apierr.From(err)
-	if e.Status >= 500 {
+	switch {
+	case e.Status >= 500 && r.Context().Err() != nil:
+		// The client left; what failed was work done for nobody.
+		s.log.Info("request abandoned by the client", "method", r.Method, "path", r.URL.Path, "err", e.Error())
+	case e.Status >= 500:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", e.Error())
+	case e.Cause != nil:
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Error())
 	}
 	if e.Data == nil {
 		e.Data = map[string]apierr.FieldError{}
@@ -314,7 +320,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, apierr.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json.")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	return io.ReadAll(r.Body)
+	raw, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if err != nil && !errors.As(err, &mbe) {
+		// A body cut short (the client hung up, or sent less than its
+		// Content-Length) is the client's doing, not a server failure.
+		e := apierr.BadRequest("The request body could not be read completely.")
+		e.Cause = err
+		return nil, e
+	}
+	return raw, err
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
