@@ -72,6 +72,15 @@ type Config struct {
 	S3 S3Config
 	// MaxUploadBytes bounds one multipart request (default 1 GiB).
 	MaxUploadBytes int64
+	// BodyGrace and MinBodyRate bound slow request bodies: after the
+	// grace period a body must arrive at MinBodyRate bytes a second on
+	// average, or the request ends with 408 (defaults 10s, 1024; a
+	// negative rate disables it).
+	BodyGrace   time.Duration
+	MinBodyRate int64
+	// MaxRequestsPerIP caps requests in flight per client IP, realtime
+	// streams included (default 512; negative: no cap).
+	MaxRequestsPerIP int
 	// ThumbMemory is the memory all thumbnail decodes share (default 256
 	// MiB): an image whose decode would need more is served unscaled.
 	ThumbMemory int64
@@ -176,7 +185,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory})
+	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
+		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
 	return a, nil
 }
 

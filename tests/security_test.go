@@ -657,3 +657,67 @@ func TestAbortedBodyIsNotAServerError(t *testing.T) {
 		t.Errorf("client mistakes logged at ERROR: %q", errs)
 	}
 }
+
+// A request body trickled byte by byte is cut off once its grace period
+// is spent, while a large upload at local speed goes through.
+func TestSlowBodyCutOff(t *testing.T) {
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) {
+		c.BodyGrace, c.MinBodyRate = 300*time.Millisecond, 1000
+	})
+	s.loginSuperuser()
+	s.collection(map[string]any{"name": "notes", "createRule": "", "fields": []any{
+		map[string]any{"name": "title", "type": "text"}, map[string]any{"name": "doc", "type": "file", "maxSize": 16 << 20}}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/collections/notes/records HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+	answered := make(chan string, 1)
+	go func() {
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		answered <- strings.TrimSpace(line)
+	}()
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	var status string
+trickle:
+	for i := 0; i < 200; i++ {
+		select {
+		case status = <-answered:
+			break trickle
+		case <-ticker.C:
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				status = <-answered
+				break trickle
+			}
+		}
+	}
+	if !strings.Contains(status, " 408 ") {
+		t.Errorf("trickled body: got %q, want a 408 before the body was complete", status)
+	}
+	big := bytes.Repeat([]byte("plinth "), 8<<20/7)
+	s.multipartReq("POST", "/api/collections/notes/records", "", nil, part{"doc", "big.txt", big}).status(200)
+}
+
+// One address cannot hold more than its share of requests in flight,
+// realtime streams included; other addresses are unaffected.
+func TestRequestsPerIPCapped(t *testing.T) {
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) {
+		c.MaxRequestsPerIP = 3
+		c.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	s.loginSuperuser()
+	for i := 0; i < 3; i++ {
+		s.sse("/api/realtime") // held open until the test ends
+	}
+	r := s.do("GET", "/api/health", "", nil)
+	if r.code != 429 || r.hdr.Get("Retry-After") == "" {
+		t.Errorf("fourth request from one address: %d %s, want 429", r.code, r.raw)
+	}
+	other := s.raw("GET", "/api/health", "", "", nil, map[string]string{"X-Forwarded-For": "203.0.113.9"})
+	if other.code != 200 {
+		t.Errorf("request from another address: %d", other.code)
+	}
+}

@@ -33,6 +33,10 @@ type globals struct {
 	proxies      []string
 	pgMaxConns   int
 	pgStmtTimout time.Duration
+	perIP        int
+	minBodyRate  int64
+	bodyGrace    time.Duration
+	thumbMemory  int64
 }
 
 func (g *globals) config() plinth.Config {
@@ -46,7 +50,8 @@ func (g *globals) config() plinth.Config {
 	}
 	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout, S3: s3,
-		AuthRatePerIP: g.rateIP, AuthRatePerAccount: g.rateAccount, TrustedProxies: g.proxies}
+		AuthRatePerIP: g.rateIP, AuthRatePerAccount: g.rateAccount, TrustedProxies: g.proxies,
+		MaxRequestsPerIP: g.perIP, MinBodyRate: g.minBodyRate, BodyGrace: g.bodyGrace, ThumbMemory: g.thumbMemory}
 }
 
 func root() *cobra.Command {
@@ -71,6 +76,10 @@ func root() *cobra.Command {
 	pf.Float64Var(&g.rateIP, "auth-rate-ip", 60, "login attempts a minute per client IP (negative: no limit)")
 	pf.Float64Var(&g.rateAccount, "auth-rate-account", 10, "login attempts a minute per account (negative: no limit)")
 	pf.StringSliceVar(&g.proxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
+	pf.IntVar(&g.perIP, "max-requests-per-ip", 512, "requests in flight per client IP, realtime streams included (negative: no cap)")
+	pf.Int64Var(&g.minBodyRate, "min-body-rate", 1024, "bytes a second a request body must average after --body-grace (negative: no minimum)")
+	pf.DurationVar(&g.bodyGrace, "body-grace", 10*time.Second, "time a request body may take before --min-body-rate applies")
+	pf.Int64Var(&g.thumbMemory, "thumb-memory", 256<<20, "bytes of memory all thumbnail decodes share; larger images are served unscaled")
 	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }

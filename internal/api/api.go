@@ -46,6 +46,15 @@ type Options struct {
 	// MaxUploadBytes bounds a multipart request (default 1 GiB); each
 	// file is also bounded by its field's maxSize while it streams.
 	MaxUploadBytes int64
+	// BodyGrace and MinBodyRate bound how slowly a request body may
+	// arrive: after the grace period the average rate must stay at or
+	// above MinBodyRate bytes a second, or the request ends with 408
+	// (defaults 10s and 1 KiB/s; a negative rate disables the check).
+	BodyGrace   time.Duration
+	MinBodyRate int64
+	// MaxRequestsPerIP caps requests in flight per client IP, realtime
+	// streams included (default 512; negative: no cap).
+	MaxRequestsPerIP int
 	// ThumbMemory is the decode memory all thumbnail jobs share (default
 	// 256 MiB); an image that would need more is served as it is.
 	ThumbMemory int64
@@ -66,6 +75,7 @@ type Server struct {
 
 	authIP, authAccount *ratelimit.Limiter
 	thumbs              *files.Thumbnailer
+	inflight            *perIP
 }
 
 // New builds the HTTP handler for app.
@@ -76,10 +86,22 @@ func New(app *core.App, opts Options) *Server {
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = 1 << 30
 	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = DefaultBodyGrace
+	}
+	if opts.MinBodyRate == 0 {
+		opts.MinBodyRate = DefaultMinBodyRate
+	}
+	if opts.MaxRequestsPerIP == 0 {
+		opts.MaxRequestsPerIP = DefaultMaxPerIP
+	}
 	if len(opts.CORSOrigins) == 0 {
 		opts.CORSOrigins = []string{"*"}
 	}
 	s := &Server{app: app, opts: opts, log: app.Log, mux: http.NewServeMux(), thumbs: files.NewThumbnailer(opts.ThumbMemory)}
+	if opts.MaxRequestsPerIP > 0 {
+		s.inflight = &perIP{max: opts.MaxRequestsPerIP, n: map[string]int{}}
+	}
 	mk := func(perMinute, def float64) *ratelimit.Limiter {
 		if perMinute < 0 {
 			return nil
@@ -182,6 +204,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	release, ok := s.limitRequest(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	caller, err := s.authenticate(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -322,6 +349,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	raw, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return nil, ae
+	}
 	if err != nil && !errors.As(err, &mbe) {
 		// A body cut short (the client hung up, or sent less than its
 		// Content-Length) is the client's doing, not a server failure.

@@ -196,7 +196,8 @@ func (s *Server) parseMultipart(w http.ResponseWriter, r *http.Request, c *schem
 
 func (s *Server) uploadErr(err error, msg string) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var ae *apierr.Error
+	if errors.As(err, &mbe) || errors.As(err, &ae) {
 		return err
 	}
 	e := apierr.BadRequest(msg)
