@@ -9,6 +9,7 @@
 package plinth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,12 @@ type Config struct {
 	// MaxRequestsPerIP caps requests in flight per client IP, realtime
 	// streams included (default 512; negative: no cap).
 	MaxRequestsPerIP int
+	// FileSweepInterval is how often stored files no committed record
+	// references (left by crashes) are removed, at start and then
+	// periodically (default 1h; negative: never); FileSweepAge is how old
+	// such a file must be, so uploads in flight are never touched
+	// (default 1h).
+	FileSweepInterval, FileSweepAge time.Duration
 	// ThumbMemory is the memory all thumbnail decodes share (default 256
 	// MiB): an image whose decode would need more is served unscaled.
 	ThumbMemory int64
@@ -172,6 +179,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	go func() { mq.Run(bg); close(mailDone) }()
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
 	c.StartJanitor(bg, 10*time.Minute)
+	if cfg.FileSweepInterval >= 0 {
+		c.StartFileSweeper(bg, cmp.Or(cfg.FileSweepInterval, time.Hour), cmp.Or(cfg.FileSweepAge, time.Hour))
+	}
 	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)
@@ -248,6 +258,14 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// SweepOrphanFiles removes stored files that no committed record
+// references and that are older than olderThan (see
+// Config.FileSweepInterval, which runs it periodically). It returns how
+// many it removed.
+func (a *App) SweepOrphanFiles(ctx context.Context, olderThan time.Duration) (int, error) {
+	return a.core.SweepFiles(ctx, olderThan)
 }
 
 // UpsertSuperuser creates the superuser or sets its password.

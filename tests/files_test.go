@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -31,19 +32,43 @@ type storedFiles func() []string
 // forEachStorage runs fn with local-disk storage and with an S3 server
 // (gofakes3, a real S3 protocol implementation) on 127.0.0.1.
 func forEachStorage(t *testing.T, fn func(t *testing.T, s *server, list storedFiles)) {
+	forEachStorageWith(t, func(t *testing.T, s *server, st testStorage) { fn(t, s, st.list) })
+}
+
+// testStorage reads and writes a test server's file storage directly,
+// behind the server's back, as a crash would have left it.
+type testStorage struct {
+	list storedFiles
+	put  func(key string, data []byte)
+}
+
+func forEachStorageWith(t *testing.T, fn func(t *testing.T, s *server, st testStorage)) {
 	t.Run("local", func(t *testing.T) {
 		dir := t.TempDir()
 		s := startServerWith(t, dir, "", nil)
 		s.loginSuperuser()
-		fn(t, s, func() []string {
-			var out []string
-			filepath.WalkDir(filepath.Join(dir, "storage"), func(p string, d fs.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					out = append(out, p)
+		root := filepath.Join(dir, "storage")
+		fn(t, s, testStorage{
+			list: func() []string {
+				var out []string
+				filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+					if err == nil && !d.IsDir() {
+						rel, _ := filepath.Rel(root, p)
+						out = append(out, filepath.ToSlash(rel))
+					}
+					return nil
+				})
+				return out
+			},
+			put: func(key string, data []byte) {
+				p := filepath.Join(root, filepath.FromSlash(key))
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
 				}
-				return nil
-			})
-			return out
+				if err := os.WriteFile(p, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
 		})
 	})
 	t.Run("s3", func(t *testing.T) {
@@ -57,16 +82,23 @@ func forEachStorage(t *testing.T, fn func(t *testing.T, s *server, list storedFi
 			c.S3 = plinth.S3Config{Endpoint: ts.URL, Region: "us-east-1", Bucket: "plinth", AccessKey: "key", SecretKey: "secret", PathStyle: true}
 		})
 		s.loginSuperuser()
-		fn(t, s, func() []string {
-			res, err := backend.ListBucket("plinth", nil, gofakes3.ListBucketPage{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []string
-			for _, c := range res.Contents {
-				out = append(out, c.Key)
-			}
-			return out
+		fn(t, s, testStorage{
+			list: func() []string {
+				res, err := backend.ListBucket("plinth", nil, gofakes3.ListBucketPage{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, c := range res.Contents {
+					out = append(out, c.Key)
+				}
+				return out
+			},
+			put: func(key string, data []byte) {
+				if _, err := backend.PutObject("plinth", key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+					t.Fatal(err)
+				}
+			},
 		})
 	})
 }

@@ -721,3 +721,57 @@ func TestRequestsPerIPCapped(t *testing.T) {
 		t.Errorf("request from another address: %d", other.code)
 	}
 }
+
+// What a crash leaves in storage (uploads of requests that never
+// committed, temporaries of unfinished uploads, files of records gone) is
+// swept; files and thumbnails of committed records are never touched, and
+// nothing younger than the grace period is.
+func TestOrphanFilesSwept(t *testing.T) {
+	forEachStorageWith(t, func(t *testing.T, s *server, st testStorage) {
+		s.collection(map[string]any{"name": "pics", "createRule": "", "viewRule": "", "fields": []any{
+			map[string]any{"name": "img", "type": "file", "maxSize": 1 << 20, "thumbs": []string{"10x10"}},
+			map[string]any{"name": "docs", "type": "file", "maxSelect": 3, "maxSize": 1 << 20}}})
+		cid := s.do("GET", "/api/collections/pics", s.su, nil).status(200).str("id")
+		rec := s.multipartReq("POST", "/api/collections/pics/records", "", nil,
+			part{"img", "a.png", pngBytes(t, 20, 20)}, part{"docs", "d1.txt", []byte("one")}, part{"docs", "d2.txt", []byte("two")}).status(200)
+		id, img := rec.str("id"), rec.body["img"].(string)
+		s.raw("GET", "/api/files/pics/"+id+"/"+img+"?thumb=10x10", "", "", nil, nil)
+		keep := st.list()
+		if len(keep) != 4 { // image, its thumbnail, two documents
+			t.Fatalf("stored before the crash: %v", keep)
+		}
+		orphans := []string{
+			cid + "/" + id + "/uncommitted_abcdefghij.txt",              // an update that never committed
+			cid + "/" + id + "/thumbs_gone_abcdefghij.png/10x10_gone.png", // thumbnail of a file no longer held
+			cid + "/norecord1234567/lost_abcdefghij.png",                // a create that never committed
+			cid + "/" + id + "/.upload-123456",                           // a temporary of an unfinished upload
+		}
+		for _, k := range orphans {
+			st.put(k, []byte("orphan"))
+		}
+		if n, err := s.app.SweepOrphanFiles(t.Context(), time.Hour); err != nil || n != 0 {
+			t.Errorf("sweep with a one-hour grace removed %d (%v), want 0: every file is new", n, err)
+		}
+		n, err := s.app.SweepOrphanFiles(t.Context(), 0)
+		if err != nil || n != len(orphans) {
+			t.Errorf("sweep removed %d (%v), want %d", n, err, len(orphans))
+		}
+		got := st.list()
+		slices.Sort(got)
+		slices.Sort(keep)
+		if !slices.Equal(got, keep) {
+			t.Errorf("after the sweep: %v, want exactly the committed files %v", got, keep)
+		}
+		for _, name := range append([]string{img}, stringList(rec.body["docs"])...) {
+			s.raw("GET", "/api/files/pics/"+id+"/"+name, "", "", nil, nil).status(200)
+		}
+	})
+}
+
+func stringList(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}

@@ -127,3 +127,24 @@ func (s *S3) DeletePrefix(ctx context.Context, prefix string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// List implements Storage. Multipart uploads a crash left unfinished are
+// not objects and are not listed: the bucket's lifecycle rule
+// (AbortIncompleteMultipartUpload) is the standard way to expire them.
+func (s *S3) List(ctx context.Context, prefix string, fn func(key string, modTime time.Time) error) error {
+	strip := func(k string) string {
+		if s.prefix == "" {
+			return k
+		}
+		return strings.TrimPrefix(k, s.prefix+"/")
+	}
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}) {
+		if obj.Err != nil {
+			return obj.Err
+		}
+		if err := fn(strip(obj.Key), obj.LastModified); err != nil {
+			return err
+		}
+	}
+	return nil
+}

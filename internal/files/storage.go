@@ -36,7 +36,13 @@ type Storage interface {
 	Delete(ctx context.Context, key string) error
 	// DeletePrefix removes every key under prefix (a record's folder).
 	DeletePrefix(ctx context.Context, prefix string) error
+	// List calls fn for every key under prefix ("" for all) with its last
+	// modification time, including the temporaries of unfinished uploads.
+	List(ctx context.Context, prefix string, fn func(key string, modTime time.Time) error) error
 }
+
+// IsTemp reports whether key is an unfinished upload's temporary file.
+func IsTemp(key string) bool { return strings.HasPrefix(path.Base(key), ".upload-") }
 
 // ErrNotFound is returned by Open for a missing key.
 var ErrNotFound = errors.New("file not found")
@@ -167,6 +173,45 @@ func (l Local) DeletePrefix(_ context.Context, prefix string) error {
 		return err
 	}
 	return os.RemoveAll(p)
+}
+
+// List implements Storage, walking the directory tree.
+func (l Local) List(ctx context.Context, prefix string, fn func(key string, modTime time.Time) error) error {
+	root := l.Dir
+	if prefix != "" {
+		p, err := l.path(strings.TrimSuffix(prefix, "/"))
+		if err != nil {
+			return err
+		}
+		root = p
+	}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		rel, err := filepath.Rel(l.Dir, p)
+		if err != nil {
+			return err
+		}
+		return fn(filepath.ToSlash(rel), info.ModTime())
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // SafeName turns a client-supplied filename into a stored name: only
