@@ -741,10 +741,10 @@ func TestOrphanFilesSwept(t *testing.T) {
 			t.Fatalf("stored before the crash: %v", keep)
 		}
 		orphans := []string{
-			cid + "/" + id + "/uncommitted_abcdefghij.txt",              // an update that never committed
+			cid + "/" + id + "/uncommitted_abcdefghij.txt",                // an update that never committed
 			cid + "/" + id + "/thumbs_gone_abcdefghij.png/10x10_gone.png", // thumbnail of a file no longer held
-			cid + "/norecord1234567/lost_abcdefghij.png",                // a create that never committed
-			cid + "/" + id + "/.upload-123456",                           // a temporary of an unfinished upload
+			cid + "/norecord1234567/lost_abcdefghij.png",                  // a create that never committed
+			cid + "/" + id + "/.upload-123456",                            // a temporary of an unfinished upload
 		}
 		for _, k := range orphans {
 			st.put(k, []byte("orphan"))
