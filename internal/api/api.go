@@ -295,6 +295,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Data == nil {
 		e.Data = map[string]apierr.FieldError{}
 	}
+	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.Status, e)
 }
 

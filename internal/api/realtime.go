@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/records"
 )
 
@@ -42,7 +44,12 @@ func (s *Server) realtimeSubscribe(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.NotFound("Missing or invalid client id.").With("clientId", "validation_invalid_client", "Unknown realtime client."))
 		return
 	}
-	subs, err := b.ParseSubscriptions(req.Subscriptions)
+	subs, err := b.ParseSubscriptions(r.Context(), req.Subscriptions)
+	var se *realtime.SubscriptionError
+	if err != nil && !errors.As(err, &se) {
+		s.fail(w, r, err)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, apierr.BadRequest("Invalid subscriptions.").With("subscriptions", "validation_invalid_subscription", err.Error()))
 		return

@@ -39,7 +39,7 @@ func New(ctx context.Context, db *store.DB, log *slog.Logger, argon auth.Argon2P
 		log = slog.Default()
 	}
 	a := &App{DB: db, Log: log}
-	a.Records = &records.Service{DB: db, Schema: a.Schema, Argon2: argon, Log: log}
+	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log}
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err
 	}

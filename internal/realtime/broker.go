@@ -455,9 +455,14 @@ type Subscription struct {
 
 // ParseSubscription validates a subscription for caller. A topic is a
 // collection name ("posts") or one record ("posts/ID").
-func (b *Broker) ParseSubscription(s Subscription) (*Subscription, error) {
+func (b *Broker) ParseSubscription(ctx context.Context, s Subscription) (*Subscription, error) {
 	name, id, _ := strings.Cut(s.Topic, "/")
-	c := b.schema().Get(name)
+	// Resolve re-reads the schema on a miss: a collection created through
+	// another node a moment ago is subscribable here at once.
+	c, err := b.recs.Collection(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	if c == nil {
 		return nil, errTopic(s.Topic, "unknown collection")
 	}
@@ -481,12 +486,13 @@ func (b *Broker) ParseSubscription(s Subscription) (*Subscription, error) {
 	return &out, nil
 }
 
-type topicError struct{ topic, msg string }
+// SubscriptionError is a client mistake in a subscription request.
+type SubscriptionError struct{ Msg string }
 
 // Error implements error.
-func (e *topicError) Error() string { return e.topic + ": " + e.msg }
+func (e *SubscriptionError) Error() string { return e.Msg }
 
-func errTopic(topic, msg string) error { return &topicError{topic, msg} }
+func errTopic(topic, msg string) error { return &SubscriptionError{topic + ": " + msg} }
 
 // Client is one realtime connection (or a recently disconnected one
 // awaiting resume).

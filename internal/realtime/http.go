@@ -3,7 +3,6 @@ package realtime
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -106,9 +105,9 @@ type SubscribeRequest struct {
 
 // ParseSubscriptions accepts topics as strings ("posts", "posts/ID") or
 // objects with filter, expand and fields.
-func (b *Broker) ParseSubscriptions(raw []json.RawMessage) ([]*Subscription, error) {
+func (b *Broker) ParseSubscriptions(ctx context.Context, raw []json.RawMessage) ([]*Subscription, error) {
 	if len(raw) > 100 {
-		return nil, errors.New("at most 100 subscriptions per client")
+		return nil, &SubscriptionError{"at most 100 subscriptions per client"}
 	}
 	out := make([]*Subscription, 0, len(raw))
 	for _, r := range raw {
@@ -117,9 +116,9 @@ func (b *Broker) ParseSubscriptions(raw []json.RawMessage) ([]*Subscription, err
 		if json.Unmarshal(r, &topic) == nil {
 			s.Topic = topic
 		} else if err := json.Unmarshal(r, &s); err != nil {
-			return nil, errors.New("a subscription is a topic string or {topic, filter, expand, fields}")
+			return nil, &SubscriptionError{"a subscription is a topic string or {topic, filter, expand, fields}"}
 		}
-		p, err := b.ParseSubscription(s)
+		p, err := b.ParseSubscription(ctx, s)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +184,7 @@ func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records
 				}
 				continue
 			}
-			subs, err := b.ParseSubscriptions(in.Subscriptions)
+			subs, err := b.ParseSubscriptions(ctx, in.Subscriptions)
 			if err == nil {
 				err = b.Subscribe(c, subs, who, in.Token)
 			}

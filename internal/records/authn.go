@@ -180,8 +180,15 @@ func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Cal
 
 func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
 	c, r, _, err := s.verifyToken(ctx, token, typ)
-	if err != nil {
+	if errors.Is(err, auth.ErrInvalidToken) {
 		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
+	}
+	if err != nil {
+		// The token may well be valid: a client told 401 would sign its
+		// user out over a database blip.
+		e := apierr.New(http.StatusServiceUnavailable, "The token cannot be checked right now; try again shortly.")
+		e.Cause = err
+		return nil, nil, e
 	}
 	return c, stripSecrets(r), nil
 }
@@ -195,7 +202,10 @@ func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.C
 	if err != nil || claims.Type != typ {
 		return nil, nil, claims, auth.ErrInvalidToken
 	}
-	c := s.Schema().Get(claims.CollectionID)
+	c, err := s.Collection(ctx, claims.CollectionID)
+	if err != nil {
+		return nil, nil, claims, s.queryErr(err)
+	}
 	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
 		return nil, nil, claims, auth.ErrInvalidToken
 	}

@@ -25,6 +25,9 @@ type Service struct {
 	DB *store.DB
 	// Schema returns the current collections snapshot.
 	Schema func() *schema.Snapshot
+	// Resolve finds a collection by id or name, re-reading the schema on
+	// a miss (one just created through another node); nil: Schema only.
+	Resolve func(ctx context.Context, idOrName string) (*schema.Collection, error)
 	// Argon2 tunes password hashing for auth collections.
 	Argon2 auth.Argon2Params
 	// Log receives warnings about external services (may be nil).
@@ -287,6 +290,14 @@ func (s *Service) emptyPage(res *ListResult, p ListParams) *ListResult {
 
 // queryErr maps failures of generated queries. Cancellation is the
 // client's doing; anything else is ours and stays out of the response.
+// Collection resolves a collection by id or name through Resolve.
+func (s *Service) Collection(ctx context.Context, idOrName string) (*schema.Collection, error) {
+	if s.Resolve != nil {
+		return s.Resolve(ctx, idOrName)
+	}
+	return s.Schema().Get(idOrName), nil
+}
+
 func (s *Service) queryErr(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		e := apierr.New(http.StatusServiceUnavailable, "The request was cancelled or timed out.")
