@@ -23,16 +23,16 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/api"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/settings"
-	"github.com/plinthhq/plinth/internal/store"
-	"github.com/plinthhq/plinth/internal/store/postgres"
-	"github.com/plinthhq/plinth/internal/store/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb"
+	"github.com/plinthhq/plinth/internal/sqldb/postgres"
+	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 
 // Version is the release version, set at build time with
@@ -125,7 +125,7 @@ type HashParams struct {
 // App is a running Plinth instance.
 type App struct {
 	cfg    Config
-	db     *store.DB
+	db     *sqldb.DB
 	core   *core.App
 	http   http.Handler
 	stop   context.CancelFunc
@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
 	}
-	argon := auth.DefaultArgon2
+	argon := secret.DefaultArgon2
 	if cfg.PasswordHashing.MemoryKiB > 0 {
 		argon.Memory = cfg.PasswordHashing.MemoryKiB
 	}
@@ -208,7 +208,7 @@ func openStorage(ctx context.Context, cfg Config) (files.Storage, error) {
 		AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, PathStyle: cfg.S3.PathStyle, Prefix: cfg.S3.Prefix})
 }
 
-func openDB(ctx context.Context, cfg Config) (*store.DB, error) {
+func openDB(ctx context.Context, cfg Config) (*sqldb.DB, error) {
 	switch {
 	case cfg.DB == "" || strings.HasPrefix(cfg.DB, "sqlite:"):
 		return sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})

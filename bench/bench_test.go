@@ -15,10 +15,10 @@ import (
 	"testing"
 
 	"github.com/plinthhq/plinth"
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
-	"github.com/plinthhq/plinth/internal/store/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb"
+	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 
 func benchSchema() (*schema.Snapshot, *schema.Collection) {
@@ -38,12 +38,12 @@ func benchSchema() (*schema.Snapshot, *schema.Collection) {
 // combined with a client filter.
 func BenchmarkFilterCompile(b *testing.B) {
 	snap, posts := benchSchema()
-	env := &filter.Env{Snapshot: snap, Trusted: true, Auth: map[string]any{"id": "u1"}, AuthCollection: snap.Get("users")}
+	env := &rules.Env{Snapshot: snap, Trusted: true, Auth: map[string]any{"id": "u1"}, AuthCollection: snap.Get("users")}
 	src := `(author = @request.auth.id || author.handle ~ "ana") && tags ?= "a" && created >= @todayStart && text != ""`
 	b.ReportAllocs()
 	for b.Loop() {
-		bl := store.NewBuilder(sqlite.Dialect{})
-		if _, err := filter.CompileString(bl, posts, "r", src, env, nil); err != nil {
+		bl := sqldb.NewBuilder(sqlite.Dialect{})
+		if _, err := rules.CompileString(bl, posts, "r", src, env, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

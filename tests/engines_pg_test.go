@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/plinthhq/plinth/internal/store/postgres"
+	"github.com/plinthhq/plinth/internal/sqldb/postgres"
 )
 
 // pgAdminURL is where test databases are created; PLINTH_TEST_PG overrides.

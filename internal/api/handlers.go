@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/records"
@@ -407,7 +407,7 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection."))
 		return
 	}
-	if claims, err := auth.Peek(bearer(r)); err != nil || !claims.Refreshable {
+	if claims, err := secret.Peek(bearer(r)); err != nil || !claims.Refreshable {
 		s.fail(w, r, apierr.Forbidden("This token cannot be refreshed."))
 		return
 	}

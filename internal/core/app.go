@@ -15,15 +15,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // App is one running Plinth node.
 type App struct {
-	DB      *store.DB
+	DB      *sqldb.DB
 	Records *records.Service
 	Log     *slog.Logger
 
@@ -34,7 +34,7 @@ type App struct {
 }
 
 // New bootstraps db and returns an App over it.
-func New(ctx context.Context, db *store.DB, log *slog.Logger, argon auth.Argon2Params) (*App, error) {
+func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon2Params) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -57,18 +57,18 @@ type storedCollection struct {
 
 func (a *App) bootstrap(ctx context.Context) error {
 	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range store.SystemDDL() {
+		for _, q := range sqldb.SystemDDL() {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
 		}
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		var n int
 		if err := b.QueryRow(ctx, tx, "SELECT COUNT(*) FROM _meta WHERE key = "+b.Arg("schema_version")).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			b := store.NewBuilder(a.DB.Dialect)
+			b := sqldb.NewBuilder(a.DB.Dialect)
 			if _, err := b.Exec(ctx, tx, "INSERT INTO _meta (key, value) VALUES ("+b.Arg("schema_version")+", "+b.Arg("0")+")"); err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ var migrations = []migration{
 
 func (a *App) migrate(ctx context.Context) error {
 	for _, m := range migrations {
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		var n int
 		if err := b.QueryRow(ctx, a.DB.Write, "SELECT COUNT(*) FROM _migrations WHERE name = "+b.Arg(m.name)).Scan(&n); err != nil {
 			return err
@@ -115,7 +115,7 @@ func (a *App) migrate(ctx context.Context) error {
 		if err := m.run(ctx, a); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
-		b = store.NewBuilder(a.DB.Dialect)
+		b = sqldb.NewBuilder(a.DB.Dialect)
 		if _, err := b.Exec(ctx, a.DB.Write, "INSERT INTO _migrations (name, applied) VALUES ("+b.Arg(m.name)+", "+b.Arg(schema.FormatDate(time.Now()))+")"); err != nil {
 			// Another node may have applied it at the same moment.
 			if _, ok := a.DB.Dialect.UniqueViolation(err); !ok {
@@ -127,8 +127,8 @@ func (a *App) migrate(ctx context.Context) error {
 }
 
 // SchemaVersion reads the stored schema version.
-func (a *App) SchemaVersion(ctx context.Context, q store.Querier) (int64, error) {
-	b := store.NewBuilder(a.DB.Dialect)
+func (a *App) SchemaVersion(ctx context.Context, q sqldb.Querier) (int64, error) {
+	b := sqldb.NewBuilder(a.DB.Dialect)
 	var v string
 	if err := b.QueryRow(ctx, q, "SELECT value FROM _meta WHERE key = "+b.Arg("schema_version")).Scan(&v); err != nil {
 		return 0, err
@@ -202,7 +202,7 @@ func encodeCollection(c *schema.Collection) (string, error) {
 // bumpVersion increments the schema version inside a schema-changing
 // transaction; the row lock orders concurrent changes from several nodes.
 func (a *App) bumpVersion(ctx context.Context, tx *sql.Tx) error {
-	b := store.NewBuilder(a.DB.Dialect)
+	b := sqldb.NewBuilder(a.DB.Dialect)
 	_, err := b.Exec(ctx, tx, "UPDATE _meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = "+b.Arg("schema_version"))
 	return err
 }
@@ -212,7 +212,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 	c := a.Schema().Get(schema.SuperusersName)
 	su := &records.Caller{AuthCollection: c, Auth: &records.Record{Collection: c, Values: map[string]any{"id": "cli"}}}
 	email = schema.NormalizeIdentity(email)
-	b := store.NewBuilder(a.DB.Dialect)
+	b := sqldb.NewBuilder(a.DB.Dialect)
 	var id string
 	err := b.QueryRow(ctx, a.DB.Read, "SELECT id FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(email)).Scan(&id)
 	switch {
@@ -227,7 +227,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 // DeleteSuperuser removes the superuser with email; it reports whether one existed.
 func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	c := a.Schema().Get(schema.SuperusersName)
-	b := store.NewBuilder(a.DB.Dialect)
+	b := sqldb.NewBuilder(a.DB.Dialect)
 	res, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(schema.NormalizeIdentity(email)))
 	if err != nil {
 		return false, err

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // DecodeCollection reads a collection definition from JSON, rejecting
@@ -71,9 +71,9 @@ func (a *App) validateRules(next *schema.Snapshot) error {
 			if r == nil || *r == "" {
 				continue
 			}
-			b := store.NewBuilder(a.DB.Dialect)
-			env := &filter.Env{Snapshot: next, Trusted: true, Now: time.Now()}
-			if _, err := filter.CompileString(b, c, "r", *r, env, nil); err != nil {
+			b := sqldb.NewBuilder(a.DB.Dialect)
+			env := &rules.Env{Snapshot: next, Trusted: true, Now: time.Now()}
+			if _, err := rules.CompileString(b, c, "r", *r, env, nil); err != nil {
 				return apierr.BadRequest("Invalid rule in collection "+c.Name+".").With(name, "validation_invalid_rule", err.Error())
 			}
 		}
@@ -158,7 +158,7 @@ func (a *App) CreateCollection(ctx context.Context, c *schema.Collection) (*sche
 		if err != nil {
 			return err
 		}
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		_, err = b.Exec(ctx, tx, "INSERT INTO _collections (id, name, type, system, definition, created, updated) VALUES ("+
 			b.Arg(c.ID)+", "+b.Arg(c.Name)+", "+b.Arg(c.Type)+", "+b.Arg(c.System)+", "+b.Arg(def)+", "+b.Arg(c.Created)+", "+b.Arg(c.Updated)+")")
 		if err != nil {
@@ -199,12 +199,12 @@ func ddlErr(err error) error {
 func (a *App) createStorage(ctx context.Context, tx *sql.Tx, c *schema.Collection) error {
 	d := a.DB.Dialect
 	if c.IsView() {
-		if _, err := tx.ExecContext(ctx, store.CreateView(d, c.Name, c.ViewQuery)); err != nil {
+		if _, err := tx.ExecContext(ctx, sqldb.CreateView(d, c.Name, c.ViewQuery)); err != nil {
 			return err
 		}
 		return a.inferViewFields(ctx, tx, c)
 	}
-	if _, err := tx.ExecContext(ctx, store.CreateTable(d, c)); err != nil {
+	if _, err := tx.ExecContext(ctx, sqldb.CreateTable(d, c)); err != nil {
 		return err
 	}
 	for _, ix := range c.Indexes {
@@ -343,7 +343,7 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 	}
 	err = a.DB.Tx(ctx, func(tx *sql.Tx) error {
 		if next.IsView() {
-			if _, err := tx.ExecContext(ctx, store.DropView(a.DB.Dialect, old.Name)); err != nil {
+			if _, err := tx.ExecContext(ctx, sqldb.DropView(a.DB.Dialect, old.Name)); err != nil {
 				return err
 			}
 			if err := a.createStorage(ctx, tx, next); err != nil {
@@ -359,7 +359,7 @@ func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*s
 		if err != nil {
 			return err
 		}
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		if _, err := b.Exec(ctx, tx, "UPDATE _collections SET name = "+b.Arg(next.Name)+", definition = "+b.Arg(def)+", updated = "+b.Arg(next.Updated)+" WHERE id = "+b.Arg(next.ID)); err != nil {
 			return err
 		}
@@ -444,7 +444,7 @@ func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Coll
 	}
 	table := old.Name
 	if old.Name != next.Name {
-		if err := exec(store.RenameTable(d, old.Name, next.Name)); err != nil {
+		if err := exec(sqldb.RenameTable(d, old.Name, next.Name)); err != nil {
 			return err
 		}
 		table = next.Name
@@ -458,7 +458,7 @@ func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Coll
 	for _, of := range old.Fields {
 		nf, ok := nextByID[of.ID]
 		if !ok {
-			if err := exec(store.DropColumn(d, table, of.Name)); err != nil {
+			if err := exec(sqldb.DropColumn(d, table, of.Name)); err != nil {
 				return err
 			}
 			continue
@@ -468,12 +468,12 @@ func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Coll
 		}
 	}
 	for _, r := range renames {
-		if err := exec(store.RenameColumn(d, table, r.from, r.tmp)); err != nil {
+		if err := exec(sqldb.RenameColumn(d, table, r.from, r.tmp)); err != nil {
 			return err
 		}
 	}
 	for _, r := range renames {
-		if err := exec(store.RenameColumn(d, table, r.tmp, r.to)); err != nil {
+		if err := exec(sqldb.RenameColumn(d, table, r.tmp, r.to)); err != nil {
 			return err
 		}
 	}
@@ -483,7 +483,7 @@ func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Coll
 	}
 	for _, f := range next.Fields {
 		if !oldIDs[f.ID] {
-			if err := exec(store.AddColumn(d, table, f)); err != nil {
+			if err := exec(sqldb.AddColumn(d, table, f)); err != nil {
 				return err
 			}
 		}
@@ -526,14 +526,14 @@ func (a *App) DeleteCollection(ctx context.Context, idOrName string) error {
 		return err
 	}
 	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
-		q := store.DropTable(a.DB.Dialect, c.Name)
+		q := sqldb.DropTable(a.DB.Dialect, c.Name)
 		if c.IsView() {
-			q = store.DropView(a.DB.Dialect, c.Name)
+			q = sqldb.DropView(a.DB.Dialect, c.Name)
 		}
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
 		}
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		if _, err := b.Exec(ctx, tx, "DELETE FROM _collections WHERE id = "+b.Arg(c.ID)); err != nil {
 			return err
 		}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 
 func TestSweepRemovesOnlyExpired(t *testing.T) {
@@ -18,7 +18,7 @@ func TestSweepRemovesOnlyExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	a, err := New(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), auth.Argon2Params{Memory: 256, Time: 1, Threads: 1})
+	a, err := New(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), secret.Argon2Params{Memory: 256, Time: 1, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // SchemaChannel is the notification channel announcing schema versions.
@@ -108,7 +108,7 @@ func (a *App) StartJanitor(ctx context.Context, every time.Duration) {
 func (a *App) sweep(ctx context.Context) {
 	now := schema.FormatDate(time.Now())
 	for _, table := range []string{"_otps", "_mfas"} {
-		b := store.NewBuilder(a.DB.Dialect)
+		b := sqldb.NewBuilder(a.DB.Dialect)
 		if _, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+table+" WHERE expires < "+b.Arg(now)); err != nil && ctx.Err() == nil {
 			a.Log.Warn("janitor: sweep failed", "table", table, "err", err)
 		}

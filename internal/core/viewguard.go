@@ -5,7 +5,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // secretColumns are the columns of an auth collection that must never be
@@ -32,7 +32,7 @@ func checkViewSecrets(q string, snap *schema.Snapshot) error {
 	}
 	readsAuth := false
 	for _, t := range toks {
-		if store.IsSystemTable(t) {
+		if sqldb.IsSystemTable(t) {
 			return errViewSecret("View queries cannot read Plinth's system table " + t + ".")
 		}
 		readsAuth = readsAuth || auth[t]

@@ -10,10 +10,10 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 func ptr(s string) *string { return &s }
@@ -118,7 +118,7 @@ func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
 		o.Password = DemoPassword
 	}
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	hash, err := auth.HashPassword(o.Password, auth.DefaultArgon2)
+	hash, err := secret.HashPassword(o.Password, secret.DefaultArgon2)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
 			hi := min(lo+batch, rows)
 			err := app.DB.Tx(ctx, func(tx *sql.Tx) error {
 				for i := lo; i < hi; i++ {
-					b := store.NewBuilder(d)
+					b := sqldb.NewBuilder(d)
 					q := "INSERT INTO " + d.Quote(table) + " ("
 					vals := ""
 					for j, c := range cols {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Queue is a durable outbox in the database. A request that must send
@@ -25,7 +25,7 @@ import (
 // no account). Doing the lookup here, not in the request, is what makes
 // requests for known and unknown addresses indistinguishable.
 type Queue struct {
-	db  *store.DB
+	db  *sqldb.DB
 	log *slog.Logger
 	// smtp reads the current SMTP settings at send time.
 	smtp func(ctx context.Context) (SMTP, error)
@@ -81,7 +81,7 @@ func (o *QueueOptions) defaults() {
 }
 
 // NewQueue returns a queue over db; smtp supplies the server settings.
-func NewQueue(db *store.DB, log *slog.Logger, smtp func(ctx context.Context) (SMTP, error), o QueueOptions) *Queue {
+func NewQueue(db *sqldb.DB, log *slog.Logger, smtp func(ctx context.Context) (SMTP, error), o QueueOptions) *Queue {
 	o.defaults()
 	if log == nil {
 		log = slog.Default()
@@ -104,13 +104,13 @@ func (q *Queue) stamp(t time.Time) string { return t.UTC().Format(queueTime) }
 
 // Enqueue stores a job of kind with payload (JSON-encoded) through x (the
 // caller's transaction, or the write pool) and wakes the sender.
-func (q *Queue) Enqueue(ctx context.Context, x store.Querier, kind string, payload any) error {
+func (q *Queue) Enqueue(ctx context.Context, x sqldb.Querier, kind string, payload any) error {
 	p, err := json.Marshal(payload)
 	if err != nil {
 		return err
 	}
 	now := q.stamp(q.now())
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	_, err = b.Exec(ctx, x, "INSERT INTO _mailQueue (id, kind, payload, message, status, attempts, nextAttempt, lockedUntil, lastError, created) VALUES ("+
 		b.Arg(randomHex(10))+", "+b.Arg(kind)+", "+b.Arg(string(p))+", '', 'pending', 0, "+b.Arg(now)+", '', '', "+b.Arg(now)+")")
 	if err != nil {
@@ -177,7 +177,7 @@ type job struct {
 // it handled, so Run goes on while there are more.
 func (q *Queue) sendDue(ctx context.Context) int {
 	now := q.stamp(q.now())
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	rows, err := b.Query(ctx, q.db.Read, "SELECT id, kind, payload, message, attempts FROM _mailQueue WHERE status = 'pending' AND nextAttempt <= "+
 		b.Arg(now)+" AND lockedUntil < "+b.Arg(now)+" ORDER BY created, id LIMIT 20")
 	if err != nil {
@@ -213,7 +213,7 @@ func (q *Queue) sendDue(ctx context.Context) int {
 // succeeds, so two nodes never send the same job at once.
 func (q *Queue) claim(ctx context.Context, id string) bool {
 	now := q.now()
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	res, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET lockedUntil = "+b.Arg(q.stamp(now.Add(q.opts.Lease)))+
 		" WHERE id = "+b.Arg(id)+" AND status = 'pending' AND lockedUntil < "+b.Arg(q.stamp(now)))
 	if err != nil {
@@ -245,7 +245,7 @@ func (q *Queue) process(ctx context.Context, j job) {
 		j.message = string(raw)
 		// Keep the resolved message: retries resend exactly this one (a
 		// one-time code is generated once).
-		b := store.NewBuilder(q.db.Dialect)
+		b := sqldb.NewBuilder(q.db.Dialect)
 		if _, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET message = "+b.Arg(j.message)+" WHERE id = "+b.Arg(j.id)); err != nil {
 			q.fail(ctx, j, err, false)
 			return
@@ -271,7 +271,7 @@ func (q *Queue) process(ctx context.Context, j job) {
 
 // finish removes a delivered (or moot) job.
 func (q *Queue) finish(ctx context.Context, id string) {
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	if _, err := b.Exec(ctx, q.db.Write, "DELETE FROM _mailQueue WHERE id = "+b.Arg(id)); err != nil && ctx.Err() == nil {
 		q.log.Warn("mail queue: cannot remove a sent job (it may be sent again)", "id", id, "err", err)
 	}
@@ -283,7 +283,7 @@ func (q *Queue) fail(ctx context.Context, j job, cause error, permanent bool) {
 	if ctx.Err() != nil {
 		// Shutting down: release the lease so another node, or the next
 		// start, takes the job at once.
-		b := store.NewBuilder(q.db.Dialect)
+		b := sqldb.NewBuilder(q.db.Dialect)
 		b.Exec(context.Background(), q.db.Write, "UPDATE _mailQueue SET lockedUntil = '' WHERE id = "+b.Arg(j.id))
 		return
 	}
@@ -300,7 +300,7 @@ func (q *Queue) fail(ctx context.Context, j job, cause error, permanent bool) {
 	if len(msg) > 500 {
 		msg = msg[:500]
 	}
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	if _, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET status = "+b.Arg(status)+", attempts = "+b.Arg(attempts)+
 		", nextAttempt = "+b.Arg(q.stamp(next))+", lockedUntil = '', lastError = "+b.Arg(msg)+" WHERE id = "+b.Arg(j.id)); err != nil {
 		q.log.Warn("mail queue: cannot record a failed attempt", "id", j.id, "err", err)
@@ -320,7 +320,7 @@ func (q *Queue) backoff(attempt int) time.Duration {
 
 // prune drops undeliverable jobs older than KeepFailed.
 func (q *Queue) prune(ctx context.Context) {
-	b := store.NewBuilder(q.db.Dialect)
+	b := sqldb.NewBuilder(q.db.Dialect)
 	if _, err := b.Exec(ctx, q.db.Write, "DELETE FROM _mailQueue WHERE status = 'failed' AND created < "+
 		b.Arg(q.stamp(q.now().Add(-q.opts.KeepFailed)))); err != nil && ctx.Err() == nil {
 		q.log.Warn("mail queue: prune failed", "err", err)

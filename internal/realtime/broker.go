@@ -5,7 +5,7 @@
 // Design: writers hand committed changes to Publish, which never blocks
 // on clients. One fan-out goroutine matches each event against the
 // subscriptions; rule checks are decided in memory where the rule allows
-// (filter.Eval) and cached per event by caller identity, so ten thousand
+// (rules.Eval) and cached per event by caller identity, so ten thousand
 // anonymous subscribers cost one evaluation, not ten thousand. Each client
 // has a small bounded queue; a client that falls behind is disconnected
 // rather than allowed to slow anyone else.
@@ -23,10 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Options tune the broker.
@@ -44,7 +44,7 @@ type Options struct {
 type Broker struct {
 	recs   *records.Service
 	schema func() *schema.Snapshot
-	notify store.Notifier
+	notify sqldb.Notifier
 	log    *slog.Logger
 	opts   Options
 	node   string
@@ -72,7 +72,7 @@ type event struct {
 }
 
 // New creates a broker; Run must be started for events to flow.
-func New(recs *records.Service, snap func() *schema.Snapshot, n store.Notifier, log *slog.Logger, o Options) *Broker {
+func New(recs *records.Service, snap func() *schema.Snapshot, n sqldb.Notifier, log *slog.Logger, o Options) *Broker {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 64
 	}
@@ -327,11 +327,11 @@ func (b *Broker) requestKey(caller *records.Caller, s *Subscription, c *schema.C
 	var key string
 	if rule != nil && *rule != "" && !caller.Superuser() {
 		if e, err := b.recs.ParseRule(*rule); err == nil {
-			key = filter.RequestKey(e, caller.Method, caller.Query, caller.Headers)
+			key = rules.RequestKey(e, caller.Method, caller.Query, caller.Headers)
 		}
 	}
 	if s.filter != nil {
-		if fk := filter.RequestKey(s.filter, caller.Method, caller.Query, caller.Headers); fk != "" {
+		if fk := rules.RequestKey(s.filter, caller.Method, caller.Query, caller.Headers); fk != "" {
 			key += "\x01" + fk
 		}
 	}
@@ -355,7 +355,7 @@ func (b *Broker) visible(ctx context.Context, caller *records.Caller, s *Subscri
 	if rule == nil && !caller.Superuser() {
 		return false
 	}
-	exprs := make([]filter.Expr, 0, 2)
+	exprs := make([]rules.Expr, 0, 2)
 	trusted := []bool{}
 	if !caller.Superuser() && *rule != "" {
 		e, err := b.recs.ParseRule(*rule)
@@ -369,7 +369,7 @@ func (b *Broker) visible(ctx context.Context, caller *records.Caller, s *Subscri
 	}
 	for i, e := range exprs {
 		env := b.recs.Env(caller, trusted[i], nil)
-		ok, decided := filter.Eval(c, e, rec.Values, env)
+		ok, decided := rules.Eval(c, e, rec.Values, env)
 		if !decided {
 			var err error
 			ok, err = b.recs.Matches(ctx, caller, c, e, trusted[i], rec)
@@ -449,7 +449,7 @@ type Subscription struct {
 	key          string
 	since        uint64 // last event sequence before the subscription began
 	collectionID string
-	filter       filter.Expr
+	filter       rules.Expr
 	fields       records.Projection
 }
 
@@ -472,7 +472,7 @@ func (b *Broker) ParseSubscription(ctx context.Context, s Subscription) (*Subscr
 	out := s
 	out.RecordID, out.collectionID = id, c.ID
 	if s.Filter != "" {
-		e, err := filter.Parse(s.Filter)
+		e, err := rules.Parse(s.Filter)
 		if err != nil {
 			return nil, errTopic(s.Topic, "invalid filter: "+err.Error())
 		}

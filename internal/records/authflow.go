@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/settings"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // The email flows: verification, password reset and email change. Each
@@ -69,7 +69,7 @@ func (s *Service) RegisterMailJobs(q *mail.Queue) {
 		if err != nil || r == nil || r.Values["verified"] == true {
 			return nil, err
 		}
-		return s.flowMessage(ctx, c, r, auth.TypeVerification, "verification", r.String("email"), "confirm-verification",
+		return s.flowMessage(ctx, c, r, secret.TypeVerification, "verification", r.String("email"), "confirm-verification",
 			duration(c.Auth.VerificationTokenDuration, 3*24*3600))
 	}))
 	q.Handle(jobPasswordReset, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
@@ -77,7 +77,7 @@ func (s *Service) RegisterMailJobs(q *mail.Queue) {
 		if err != nil || r == nil {
 			return nil, err
 		}
-		return s.flowMessage(ctx, c, r, auth.TypePasswordReset, "passwordReset", r.String("email"), "confirm-password-reset",
+		return s.flowMessage(ctx, c, r, secret.TypePasswordReset, "passwordReset", r.String("email"), "confirm-password-reset",
 			duration(c.Auth.PasswordResetTokenDuration, 1800))
 	}))
 	q.Handle(jobEmailChange, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
@@ -85,7 +85,7 @@ func (s *Service) RegisterMailJobs(q *mail.Queue) {
 		if err != nil || r == nil {
 			return nil, err
 		}
-		return s.flowMessage(ctx, c, r, auth.TypeEmailChange, "emailChange", j.NewEmail, "confirm-email-change",
+		return s.flowMessage(ctx, c, r, secret.TypeEmailChange, "emailChange", j.NewEmail, "confirm-email-change",
 			duration(c.Auth.EmailChangeTokenDuration, 1800))
 	}))
 	q.Handle(jobOTP, s.resolve(s.otpMessage))
@@ -140,8 +140,8 @@ func (s *Service) flowMessage(ctx context.Context, c *schema.Collection, r *Reco
 		return nil, err
 	}
 	now := time.Now()
-	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: typ, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix(), Email: to},
-		auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	tok, err := secret.Sign(secret.Claims{ID: r.ID(), CollectionID: c.ID, Type: typ, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix(), Email: to},
+		secret.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
 		return nil, err
 	}
@@ -171,9 +171,9 @@ func hostOf(u string) string {
 
 // checkFlowToken verifies a flow token for collection c and returns the
 // record it names (with its secrets).
-func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, token, typ string) (*Record, auth.Claims, error) {
+func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, token, typ string) (*Record, secret.Claims, error) {
 	tc, r, claims, err := s.verifyToken(ctx, token, typ)
-	if errors.Is(err, auth.ErrInvalidToken) || (err == nil && tc.ID != c.ID) {
+	if errors.Is(err, secret.ErrInvalidToken) || (err == nil && tc.ID != c.ID) {
 		return nil, claims, apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "Invalid or expired token.")
 	}
 	if err != nil {
@@ -208,7 +208,7 @@ func (s *Service) mailConfigured(ctx context.Context) error {
 
 // ConfirmVerification marks the record verified.
 func (s *Service) ConfirmVerification(ctx context.Context, c *schema.Collection, token string) error {
-	r, claims, err := s.checkFlowToken(ctx, c, token, auth.TypeVerification)
+	r, claims, err := s.checkFlowToken(ctx, c, token, secret.TypeVerification)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, c *schema.Collection
 // ConfirmPasswordReset sets a new password. Setting it rotates the
 // record's token key, which revokes this token and every session.
 func (s *Service) ConfirmPasswordReset(ctx context.Context, c *schema.Collection, token, password, confirm string) error {
-	r, claims, err := s.checkFlowToken(ctx, c, token, auth.TypePasswordReset)
+	r, claims, err := s.checkFlowToken(ctx, c, token, secret.TypePasswordReset)
 	if err != nil {
 		return err
 	}
@@ -267,11 +267,11 @@ func (s *Service) RequestEmailChange(ctx context.Context, caller *Caller, c *sch
 // ConfirmEmailChange switches the email after checking the password; the
 // new address is verified by this very link. Old sessions are revoked.
 func (s *Service) ConfirmEmailChange(ctx context.Context, c *schema.Collection, token, password string) error {
-	r, claims, err := s.checkFlowToken(ctx, c, token, auth.TypeEmailChange)
+	r, claims, err := s.checkFlowToken(ctx, c, token, secret.TypeEmailChange)
 	if err != nil {
 		return err
 	}
-	if ok, _ := auth.CheckPassword(r.String("password"), password); !ok {
+	if ok, _ := secret.CheckPassword(r.String("password"), password); !ok {
 		return apierr.BadRequest("Failed to change the email.").With("password", "validation_invalid_password", "Invalid password.")
 	}
 	if claims.Email == r.String("email") {
@@ -290,11 +290,11 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, c *schema.Collection, 
 func (s *Service) RotateTokenKey(ctx context.Context, c *schema.Collection, id string) error {
 	d := s.DB.Dialect
 	return s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		if _, err := b.Exec(ctx, tx, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
 			return err
 		}
-		b = store.NewBuilder(d)
+		b = sqldb.NewBuilder(d)
 		_, err := b.Exec(ctx, tx, "UPDATE "+d.Quote(c.Name)+" SET "+d.Quote("tokenKey")+" = "+b.Arg(schema.RandomString(50))+" WHERE "+d.Quote("id")+" = "+b.Arg(id))
 		return err
 	})

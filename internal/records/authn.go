@@ -8,16 +8,16 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // authRecord loads an auth record with its secrets (password hash, token
 // key) by a unique column.
 func (s *Service) authRecord(ctx context.Context, c *schema.Collection, col, val string) (*Record, error) {
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	fields, cols := columns(d, c, "r", true)
 	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1")
 	if err != nil {
@@ -73,11 +73,11 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 		}
 	}
 	if r == nil {
-		auth.BurnPasswordCheck(password)
+		secret.BurnPasswordCheck(password)
 		return "", nil, errBadCredentials()
 	}
-	ok, err := auth.CheckPassword(r.String("password"), password)
-	if err != nil && !errors.Is(err, auth.ErrMalformedHash) {
+	ok, err := secret.CheckPassword(r.String("password"), password)
+	if err != nil && !errors.Is(err, secret.ErrMalformedHash) {
 		return "", nil, apierr.Internal(err)
 	}
 	if !ok {
@@ -115,8 +115,8 @@ func (s *Service) Impersonate(ctx context.Context, c *schema.Collection, id stri
 		return "", nil, apierr.NotFound("The requested resource wasn't found.")
 	}
 	now := time.Now()
-	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix()},
-		auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	tok, err := secret.Sign(secret.Claims{ID: r.ID(), CollectionID: c.ID, Type: secret.TypeAuth, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix()},
+		secret.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
 		return "", nil, apierr.Internal(err)
 	}
@@ -132,10 +132,10 @@ func stripSecrets(r *Record) *Record {
 // IssueToken signs an auth token for r (which must carry its token key).
 func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
 	now := time.Now()
-	tok, err := auth.Sign(auth.Claims{
-		ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(),
+	tok, err := secret.Sign(secret.Claims{
+		ID: r.ID(), CollectionID: c.ID, Type: secret.TypeAuth, IssuedAt: now.Unix(),
 		Expires: now.Add(time.Duration(c.Auth.TokenDuration) * time.Second).Unix(), Refreshable: true,
-	}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	}, secret.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
 		return "", apierr.Internal(err)
 	}
@@ -145,7 +145,7 @@ func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
 // Authenticate resolves a bearer token to its collection and record. Any
 // failure — bad format, unknown record, wrong key, expiry — is one 401.
 func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Collection, *Record, error) {
-	return s.authenticate(ctx, token, auth.TypeAuth)
+	return s.authenticate(ctx, token, secret.TypeAuth)
 }
 
 // FileTokenTTL is the lifetime of tokens for protected files: long enough
@@ -161,8 +161,8 @@ func (s *Service) IssueFileToken(ctx context.Context, caller *Caller) (string, e
 		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	}
 	now := time.Now()
-	tok, err := auth.Sign(auth.Claims{ID: r.ID(), CollectionID: c.ID, Type: auth.TypeFile, IssuedAt: now.Unix(),
-		Expires: now.Add(FileTokenTTL).Unix()}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	tok, err := secret.Sign(secret.Claims{ID: r.ID(), CollectionID: c.ID, Type: secret.TypeFile, IssuedAt: now.Unix(),
+		Expires: now.Add(FileTokenTTL).Unix()}, secret.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
 		return "", apierr.Internal(err)
 	}
@@ -171,7 +171,7 @@ func (s *Service) IssueFileToken(ctx context.Context, caller *Caller) (string, e
 
 // AuthenticateFileToken resolves a file token to the caller it was issued to.
 func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Caller, error) {
-	c, r, err := s.authenticate(ctx, token, auth.TypeFile)
+	c, r, err := s.authenticate(ctx, token, secret.TypeFile)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Cal
 
 func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
 	c, r, _, err := s.verifyToken(ctx, token, typ)
-	if errors.Is(err, auth.ErrInvalidToken) {
+	if errors.Is(err, secret.ErrInvalidToken) {
 		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	}
 	if err != nil {
@@ -195,26 +195,26 @@ func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.
 
 // verifyToken checks a token of type typ: its collection, its record and
 // the signature with that record's current key. The record comes back
-// with its secrets. Every failure is auth.ErrInvalidToken, except
+// with its secrets. Every failure is secret.ErrInvalidToken, except
 // database errors.
-func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.Collection, *Record, auth.Claims, error) {
-	claims, err := auth.Peek(token)
+func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.Collection, *Record, secret.Claims, error) {
+	claims, err := secret.Peek(token)
 	if err != nil || claims.Type != typ {
-		return nil, nil, claims, auth.ErrInvalidToken
+		return nil, nil, claims, secret.ErrInvalidToken
 	}
 	c, err := s.Collection(ctx, claims.CollectionID)
 	if err != nil {
 		return nil, nil, claims, s.queryErr(err)
 	}
 	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
-		return nil, nil, claims, auth.ErrInvalidToken
+		return nil, nil, claims, secret.ErrInvalidToken
 	}
 	// A token of a session loads its record only while the session is
 	// open: one query checks both.
 	var r *Record
 	if claims.SessionID != "" {
 		d := s.DB.Dialect
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		fields, cols := columns(d, c, "r", true)
 		rows, qerr := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(claims.ID)+
 			" AND EXISTS (SELECT 1 FROM _sessions ss WHERE ss.id = "+b.Arg(claims.SessionID)+" AND ss.collection = "+b.Arg(c.ID)+" AND ss.record = r."+d.Quote("id")+")")
@@ -232,10 +232,10 @@ func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.C
 		return nil, nil, claims, err
 	}
 	if r == nil {
-		return nil, nil, claims, auth.ErrInvalidToken
+		return nil, nil, claims, secret.ErrInvalidToken
 	}
-	if _, err := auth.Verify(token, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
-		return nil, nil, claims, auth.ErrInvalidToken
+	if _, err := secret.Verify(token, secret.SigningKey(c.Auth.Secret, r.String("tokenKey")), time.Now()); err != nil {
+		return nil, nil, claims, secret.ErrInvalidToken
 	}
 	return c, r, claims, nil
 }
@@ -261,7 +261,7 @@ func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *Rec
 	if len(userAgent) > 300 {
 		userAgent = userAgent[:300]
 	}
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _sessions (id, collection, record, created, userAgent, ip) VALUES ("+
 		b.Arg(sid)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(schema.FormatDate(time.Now()))+", "+b.Arg(userAgent)+", "+b.Arg(ip)+")"); err != nil {
 		return "", apierr.Internal(err)
@@ -272,7 +272,7 @@ func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *Rec
 // RefreshSession issues a fresh token for the session of token, if it is
 // still open.
 func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *Record, token string) (string, error) {
-	claims, err := auth.Peek(token)
+	claims, err := secret.Peek(token)
 	if err != nil {
 		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	}
@@ -281,10 +281,10 @@ func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *R
 
 func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (string, error) {
 	now := time.Now()
-	tok, err := auth.Sign(auth.Claims{
-		ID: r.ID(), CollectionID: c.ID, Type: auth.TypeAuth, IssuedAt: now.Unix(), SessionID: sid,
+	tok, err := secret.Sign(secret.Claims{
+		ID: r.ID(), CollectionID: c.ID, Type: secret.TypeAuth, IssuedAt: now.Unix(), SessionID: sid,
 		Expires: now.Add(time.Duration(c.Auth.TokenDuration) * time.Second).Unix(), Refreshable: true,
-	}, auth.SigningKey(c.Auth.Secret, r.String("tokenKey")))
+	}, secret.SigningKey(c.Auth.Secret, r.String("tokenKey")))
 	if err != nil {
 		return "", apierr.Internal(err)
 	}
@@ -295,10 +295,10 @@ func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (str
 // the token making the request.
 func (s *Service) Sessions(ctx context.Context, caller *Caller, token string) ([]Session, error) {
 	current := ""
-	if claims, err := auth.Peek(token); err == nil {
+	if claims, err := secret.Peek(token); err == nil {
 		current = claims.SessionID
 	}
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	rows, err := b.Query(ctx, s.DB.Read, "SELECT id, created, userAgent, ip FROM _sessions WHERE collection = "+b.Arg(caller.AuthCollection.ID)+
 		" AND record = "+b.Arg(caller.Auth.ID())+" ORDER BY created DESC, id")
 	if err != nil {
@@ -319,7 +319,7 @@ func (s *Service) Sessions(ctx context.Context, caller *Caller, token string) ([
 
 // RevokeSession signs one of the caller's devices out.
 func (s *Service) RevokeSession(ctx context.Context, caller *Caller, sid string) error {
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	res, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _sessions WHERE id = "+b.Arg(sid)+" AND collection = "+b.Arg(caller.AuthCollection.ID)+" AND record = "+b.Arg(caller.Auth.ID()))
 	if err != nil {
 		return apierr.Internal(err)

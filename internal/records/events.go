@@ -4,26 +4,26 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // ParseRule parses (and caches) a rule expression.
-func (s *Service) ParseRule(rule string) (filter.Expr, error) { return s.parseRule(rule) }
+func (s *Service) ParseRule(rule string) (rules.Expr, error) { return s.parseRule(rule) }
 
 // Env builds the filter environment for caller; trusted is true for
 // rules and false for client-supplied filters.
-func (s *Service) Env(caller *Caller, trusted bool, body map[string]any) *filter.Env {
+func (s *Service) Env(caller *Caller, trusted bool, body map[string]any) *rules.Env {
 	return s.env(caller, trusted, body)
 }
 
 // Matches evaluates e for caller against rec's values in SQL, as a
 // derived row: it works for records already deleted and for rules that
 // follow relations into other tables.
-func (s *Service) Matches(ctx context.Context, caller *Caller, c *schema.Collection, e filter.Expr, trusted bool, rec *Record) (bool, error) {
-	b := store.NewBuilder(s.DB.Dialect)
-	res, err := filter.Compile(b, c, "r", e, s.env(caller, trusted, nil), nil)
+func (s *Service) Matches(ctx context.Context, caller *Caller, c *schema.Collection, e rules.Expr, trusted bool, rec *Record) (bool, error) {
+	b := sqldb.NewBuilder(s.DB.Dialect)
+	res, err := rules.Compile(b, c, "r", e, s.env(caller, trusted, nil), nil)
 	if err != nil {
 		return false, err
 	}

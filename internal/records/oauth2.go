@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/oauth"
+	"github.com/plinthhq/plinth/internal/identity/oauth"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // OAuthClient makes the server's calls to providers.
@@ -68,7 +68,7 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 		return nil, e
 	}
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	var recID string
 	err = b.QueryRow(ctx, s.DB.Read, "SELECT record FROM _externalAuths WHERE collection = "+b.Arg(c.ID)+" AND provider = "+b.Arg(provider)+" AND providerId = "+b.Arg(user.ID)).Scan(&recID)
 	switch {
@@ -78,7 +78,7 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 			return r, err
 		}
 		// The linked record is gone: drop the stale link and carry on.
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		b.Exec(ctx, s.DB.Write, "DELETE FROM _externalAuths WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(recID))
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, apierr.Internal(err)
@@ -104,7 +104,7 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 			return nil, err
 		}
 	}
-	b = store.NewBuilder(d)
+	b = sqldb.NewBuilder(d)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _externalAuths (id, collection, record, provider, providerId, created) VALUES ("+
 		b.Arg(schema.NewID())+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(provider)+", "+b.Arg(user.ID)+", "+b.Arg(schema.FormatDate(time.Now()))+")"); err != nil {
 		if _, dup := d.UniqueViolation(err); !dup {

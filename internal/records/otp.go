@@ -17,7 +17,7 @@ import (
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/settings"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // MaxOTPAttempts bounds guesses per code; with 6 digits that is a 5 in a
@@ -73,7 +73,7 @@ func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJo
 	code := n.String()
 	code = strings.Repeat("0", length-len(code)) + code
 	ttl := duration(c.Auth.OTP.Duration, 300)
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _otps (id, collection, record, hash, attempts, expires) VALUES ("+
 		b.Arg(j.OTPID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, j.OTPID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"); err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, 
 	var expires string
 	var matched bool
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		b := store.NewBuilder(s.DB.Dialect)
+		b := sqldb.NewBuilder(s.DB.Dialect)
 		err := b.QueryRow(ctx, tx, "SELECT record, hash, attempts, expires FROM _otps WHERE id = "+b.Arg(otpID)+" AND collection = "+b.Arg(c.ID)).
 			Scan(&recID, &hash, &attempts, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -115,7 +115,7 @@ func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, 
 		// or another) may all have read the same row. Only the statement
 		// that actually consumes the row (or counts the guess while guesses
 		// remain) wins; the others see zero affected rows and fail.
-		b = store.NewBuilder(s.DB.Dialect)
+		b = sqldb.NewBuilder(s.DB.Dialect)
 		var res sql.Result
 		if matched {
 			res, err = b.Exec(ctx, tx, "DELETE FROM _otps WHERE id = "+b.Arg(otpID)+" AND attempts < "+b.Arg(MaxOTPAttempts))
@@ -163,7 +163,7 @@ func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Rec
 		// Consume the MFA login in one statement: whichever request deletes
 		// the row completes the login, every concurrent one (on any node)
 		// affects no row and is refused, so an mfaId works exactly once.
-		b := store.NewBuilder(s.DB.Dialect)
+		b := sqldb.NewBuilder(s.DB.Dialect)
 		res, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _mfas WHERE id = "+b.Arg(mfaID)+" AND collection = "+b.Arg(c.ID)+
 			" AND record = "+b.Arg(r.ID())+" AND method <> "+b.Arg(method)+" AND expires >= "+b.Arg(now))
 		if err != nil {
@@ -175,7 +175,7 @@ func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Rec
 		return apierr.BadRequest("Invalid or expired MFA session.").With("mfaId", "validation_invalid_mfa", "Invalid or expired MFA session, or the same method used twice.")
 	}
 	id := schema.RandomString(20)
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _mfas (id, collection, record, method, expires) VALUES ("+b.Arg(id)+", "+b.Arg(c.ID)+", "+
 		b.Arg(r.ID())+", "+b.Arg(method)+", "+b.Arg(schema.FormatDate(time.Now().Add(duration(c.Auth.MFA.Duration, 600))))+")"); err != nil {
 		return apierr.Internal(err)

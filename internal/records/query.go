@@ -12,24 +12,24 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/files"
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Service runs record operations against one database.
 type Service struct {
-	DB *store.DB
+	DB *sqldb.DB
 	// Schema returns the current collections snapshot.
 	Schema func() *schema.Snapshot
 	// Resolve finds a collection by id or name, re-reading the schema on
 	// a miss (one just created through another node); nil: Schema only.
 	Resolve func(ctx context.Context, idOrName string) (*schema.Collection, error)
 	// Argon2 tunes password hashing for auth collections.
-	Argon2 auth.Argon2Params
+	Argon2 secret.Argon2Params
 	// Log receives warnings about external services (may be nil).
 	Log *slog.Logger
 	// Files stores file field contents (nil: file fields are refused).
@@ -40,7 +40,7 @@ type Service struct {
 	// Mail queues the email flows' messages (set by RegisterMailJobs).
 	Mail *mail.Queue
 
-	rules sync.Map // rule text -> filter.Expr, rules are few and reused
+	rules sync.Map // rule text -> rules.Expr, rules are few and reused
 }
 
 // Change actions.
@@ -84,8 +84,8 @@ var errSuperusersOnly = func() *apierr.Error {
 	return apierr.Forbidden("Only superusers can perform this action.")
 }
 
-func (s *Service) env(caller *Caller, trusted bool, body map[string]any) *filter.Env {
-	e := &filter.Env{Snapshot: s.Schema(), Trusted: trusted, Body: body, Now: time.Now().UTC()}
+func (s *Service) env(caller *Caller, trusted bool, body map[string]any) *rules.Env {
+	e := &rules.Env{Snapshot: s.Schema(), Trusted: trusted, Body: body, Now: time.Now().UTC()}
 	if caller != nil {
 		e.Query, e.Headers, e.Method = caller.Query, caller.Headers, caller.Method
 		if caller.Auth != nil {
@@ -105,11 +105,11 @@ func (s *Service) env(caller *Caller, trusted bool, body map[string]any) *filter
 	return e
 }
 
-func (s *Service) parseRule(rule string) (filter.Expr, error) {
+func (s *Service) parseRule(rule string) (rules.Expr, error) {
 	if e, ok := s.rules.Load(rule); ok {
-		return e.(filter.Expr), nil
+		return e.(rules.Expr), nil
 	}
-	e, err := filter.Parse(rule)
+	e, err := rules.Parse(rule)
 	if err != nil {
 		return nil, err
 	}
@@ -119,30 +119,30 @@ func (s *Service) parseRule(rule string) (filter.Expr, error) {
 
 // ruleCond compiles a non-nil, non-superuser rule into b. An error here is
 // a server-side problem: rules are validated when saved.
-func (s *Service) ruleCond(b *store.Builder, c *schema.Collection, rule string, env *filter.Env, aliases *int) (filter.Result, error) {
+func (s *Service) ruleCond(b *sqldb.Builder, c *schema.Collection, rule string, env *rules.Env, aliases *int) (rules.Result, error) {
 	e, err := s.parseRule(rule)
 	if err != nil {
-		return filter.Result{}, apierr.Internal(err)
+		return rules.Result{}, apierr.Internal(err)
 	}
-	res, err := filter.Compile(b, c, "r", e, env, aliases)
+	res, err := rules.Compile(b, c, "r", e, env, aliases)
 	if err != nil {
-		return filter.Result{}, apierr.Internal(err)
+		return rules.Result{}, apierr.Internal(err)
 	}
 	return res, nil
 }
 
 // filterCond compiles a client filter; its errors are the client's.
-func (s *Service) filterCond(b *store.Builder, c *schema.Collection, src string, env *filter.Env, aliases *int) (filter.Result, error) {
-	res, err := filter.CompileString(b, c, "r", src, env, aliases)
+func (s *Service) filterCond(b *sqldb.Builder, c *schema.Collection, src string, env *rules.Env, aliases *int) (rules.Result, error) {
+	res, err := rules.CompileString(b, c, "r", src, env, aliases)
 	if err != nil {
-		return filter.Result{}, errBadParam("filter", err.Error())
+		return rules.Result{}, errBadParam("filter", err.Error())
 	}
 	return res, nil
 }
 
 // columns lists the selected columns of c; secrets are read only when
 // withSecrets is set (authentication), never for ordinary reads.
-func columns(d store.Dialect, c *schema.Collection, alias string, withSecrets bool) ([]*schema.Field, string) {
+func columns(d sqldb.Dialect, c *schema.Collection, alias string, withSecrets bool) ([]*schema.Field, string) {
 	fields := []*schema.Field{schema.IDField}
 	var b strings.Builder
 	b.WriteString(alias + "." + d.Quote("id"))
@@ -213,7 +213,7 @@ func (s *Service) List(ctx context.Context, caller *Caller, c *schema.Collection
 	}
 	res := &ListResult{Page: p.Page, PerPage: p.PerPage, Items: []*Record{}}
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	aliases := new(int)
 	var conds []string
 	if !su && *c.ListRule != "" {
@@ -307,7 +307,7 @@ func (s *Service) queryErr(err error) error {
 	return apierr.Internal(err)
 }
 
-func (s *Service) orderBy(b *store.Builder, caller *Caller, c *schema.Collection, sortParam string, aliases *int) (string, error) {
+func (s *Service) orderBy(b *sqldb.Builder, caller *Caller, c *schema.Collection, sortParam string, aliases *int) (string, error) {
 	d := s.DB.Dialect
 	var keys []string
 	hasID := false
@@ -340,10 +340,10 @@ func (s *Service) orderBy(b *store.Builder, caller *Caller, c *schema.Collection
 					return "", errBadParam("sort", "Invalid sort field "+strconv.Quote(part)+".")
 				}
 			}
-			if len(segs) > filter.MaxPathLength {
+			if len(segs) > rules.MaxPathLength {
 				return "", errBadParam("sort", "Sort path too long.")
 			}
-			expr, err := filter.SortExpr(b, c, "r", segs, s.env(caller, caller.Superuser(), nil), aliases)
+			expr, err := rules.SortExpr(b, c, "r", segs, s.env(caller, caller.Superuser(), nil), aliases)
 			if err != nil {
 				return "", errBadParam("sort", err.Error())
 			}
@@ -383,12 +383,12 @@ func (s *Service) View(ctx context.Context, caller *Caller, c *schema.Collection
 }
 
 // fetchOne loads record id of c if rule (when not bypassed) matches it.
-func (s *Service) fetchOne(ctx context.Context, q store.Querier, caller *Caller, c *schema.Collection, id string, rule *string, bypass bool, body map[string]any) (*Record, error) {
+func (s *Service) fetchOne(ctx context.Context, q sqldb.Querier, caller *Caller, c *schema.Collection, id string, rule *string, bypass bool, body map[string]any) (*Record, error) {
 	if !schema.ValidRecordID(id) {
 		return nil, nil
 	}
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	where := "r." + d.Quote("id") + " = " + b.Arg(id)
 	if !bypass {
 		if rule == nil {
@@ -535,7 +535,7 @@ func (s *Service) fetchMany(ctx context.Context, caller *Caller, c *schema.Colle
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
 		d := s.DB.Dialect
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		ph := make([]string, len(chunk))
 		for i, id := range chunk {
 			ph[i] = b.Arg(id)

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/auth"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // errRuleFailed is returned when a write rule rejects the request.
@@ -177,12 +177,12 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 				if herr != nil {
 					return nil, nil, herr
 				}
-				if ok, _ := auth.CheckPassword(hash, oldPw); !ok {
+				if ok, _ := secret.CheckPassword(hash, oldPw); !ok {
 					errs["oldPassword"] = &schema.ValueError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."}
 					continue
 				}
 			}
-			h, err := auth.HashPassword(v.(string), s.Argon2)
+			h, err := secret.HashPassword(v.(string), s.Argon2)
 			if err != nil {
 				return nil, nil, apierr.Internal(err)
 			}
@@ -206,7 +206,7 @@ func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]
 func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) (string, error) {
 	var h string
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	err := b.QueryRow(context.Background(), s.DB.Read, "SELECT "+d.Quote("password")+" FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id)).Scan(&h)
 	if err != nil {
 		return "", apierr.Internal(err)
@@ -367,7 +367,7 @@ func (s *Service) checkRelations(ctx context.Context, tx *sql.Tx, c *schema.Coll
 		if t == nil {
 			return apierr.Internal(errors.New("relation target missing: " + f.CollectionID))
 		}
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		ph := make([]string, len(ids))
 		for j, id := range ids {
 			ph[j] = b.Arg(id)
@@ -392,7 +392,7 @@ func (s *Service) ruleHolds(ctx context.Context, tx *sql.Tx, caller *Caller, c *
 		return true, nil
 	}
 	d := s.DB.Dialect
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	r, err := s.ruleCond(b, c, rule, s.env(caller, true, body), nil)
 	if err != nil {
 		return false, err
@@ -409,7 +409,7 @@ func (s *Service) newRecordHolds(ctx context.Context, tx *sql.Tx, caller *Caller
 	if rule == "" {
 		return true, nil
 	}
-	b := store.NewBuilder(s.DB.Dialect)
+	b := sqldb.NewBuilder(s.DB.Dialect)
 	r, err := s.ruleCond(b, c, rule, s.env(caller, true, body), nil)
 	if err != nil {
 		return false, err
@@ -429,7 +429,7 @@ func (s *Service) newRecordHolds(ctx context.Context, tx *sql.Tx, caller *Caller
 // derivedRow renders a one-row table with c's columns, typed as stored,
 // holding the given values: rules can then be evaluated against a record
 // that is not (or no longer) in its table.
-func (s *Service) derivedRow(b *store.Builder, c *schema.Collection, value func(name string) any) string {
+func (s *Service) derivedRow(b *sqldb.Builder, c *schema.Collection, value func(name string) any) string {
 	d := s.DB.Dialect
 	cols := make([]string, 0, len(c.Fields)+1)
 	for _, f := range append([]*schema.Field{schema.IDField}, c.Fields...) {
@@ -439,7 +439,7 @@ func (s *Service) derivedRow(b *store.Builder, c *schema.Collection, value func(
 }
 
 // exists runs a SELECT 1 query and reports whether it returned a row.
-func (s *Service) exists(ctx context.Context, q store.Querier, b *store.Builder, query string) (bool, error) {
+func (s *Service) exists(ctx context.Context, q sqldb.Querier, b *sqldb.Builder, query string) (bool, error) {
 	var one int
 	err := b.QueryRow(ctx, q, query).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -524,7 +524,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 		if err := s.checkRelations(ctx, tx, c, p); err != nil {
 			return err
 		}
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		qcols := make([]string, len(p.cols))
 		ph := make([]string, len(p.cols))
 		for i, col := range p.cols {
@@ -600,7 +600,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		if slices.Contains(p.cols, "tokenKey") {
 			// A new key kills every token: the sessions they named go too,
 			// in the same transaction.
-			b := store.NewBuilder(d)
+			b := sqldb.NewBuilder(d)
 			if _, err := b.Exec(ctx, tx, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
 				return err
 			}
@@ -609,7 +609,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 			if err := s.checkRelations(ctx, tx, c, p); err != nil {
 				return err
 			}
-			b := store.NewBuilder(d)
+			b := sqldb.NewBuilder(d)
 			sets := make([]string, len(p.cols))
 			for i, col := range p.cols {
 				sets[i] = d.Quote(col) + " = " + b.Arg(p.vals[i])
@@ -698,7 +698,7 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 			if f.Type != schema.FieldRelation || f.CollectionID != c.ID {
 				continue
 			}
-			b := store.NewBuilder(d)
+			b := sqldb.NewBuilder(d)
 			col := "r." + d.Quote(f.Name)
 			var cond string
 			if f.Multi() {
@@ -754,7 +754,7 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 				} else if f.Required {
 					return requiredRefErr(rc, f)
 				}
-				ub := store.NewBuilder(d)
+				ub := sqldb.NewBuilder(d)
 				if _, err := ub.Exec(ctx, tx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id)); err != nil {
 					return err
 				}
@@ -770,13 +770,13 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 		// Nothing may outlive the account: sessions, linked identities,
 		// pending one-time codes and MFA steps.
 		for _, t := range []string{"_sessions", "_externalAuths", "_otps", "_mfas"} {
-			b := store.NewBuilder(d)
+			b := sqldb.NewBuilder(d)
 			if _, err := b.Exec(ctx, tx, "DELETE FROM "+t+" WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
 				return err
 			}
 		}
 	}
-	b := store.NewBuilder(d)
+	b := sqldb.NewBuilder(d)
 	if _, err := b.Exec(ctx, tx, "DELETE FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+b.Arg(id)); err != nil {
 		return err
 	}

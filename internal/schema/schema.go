@@ -9,7 +9,7 @@ package schema
 import (
 	"crypto/rand"
 
-	"github.com/plinthhq/plinth/internal/oauth"
+	"github.com/plinthhq/plinth/internal/identity/oauth"
 	"regexp"
 	"strings"
 )

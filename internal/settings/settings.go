@@ -11,7 +11,7 @@ import (
 	"net/url"
 
 	"github.com/plinthhq/plinth/internal/mail"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Settings are the editable application settings.
@@ -41,9 +41,9 @@ func (s *Settings) Template(name string) mail.Template {
 const key = "settings"
 
 // Load reads the settings, with defaults for what was never set.
-func Load(ctx context.Context, db *store.DB) (*Settings, error) {
+func Load(ctx context.Context, db *sqldb.DB) (*Settings, error) {
 	s := &Settings{AppName: "Plinth", AppURL: "http://127.0.0.1:8090", Templates: map[string]mail.Template{}}
-	b := store.NewBuilder(db.Dialect)
+	b := sqldb.NewBuilder(db.Dialect)
 	var raw string
 	err := b.QueryRow(ctx, db.Read, "SELECT value FROM _meta WHERE key = "+b.Arg(key)).Scan(&raw)
 	switch {
@@ -61,7 +61,7 @@ func Load(ctx context.Context, db *store.DB) (*Settings, error) {
 }
 
 // Save validates and stores s.
-func Save(ctx context.Context, db *store.DB, s *Settings) error {
+func Save(ctx context.Context, db *sqldb.DB, s *Settings) error {
 	if u, err := url.Parse(s.AppURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("appURL must be an http(s) URL")
 	}
@@ -83,13 +83,13 @@ func Save(ctx context.Context, db *store.DB, s *Settings) error {
 		return err
 	}
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		b := store.NewBuilder(db.Dialect)
+		b := sqldb.NewBuilder(db.Dialect)
 		res, err := b.Exec(ctx, tx, "UPDATE _meta SET value = "+b.Arg(string(raw))+" WHERE key = "+b.Arg(key))
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			b := store.NewBuilder(db.Dialect)
+			b := sqldb.NewBuilder(db.Dialect)
 			_, err = b.Exec(ctx, tx, "INSERT INTO _meta (key, value) VALUES ("+b.Arg(key)+", "+b.Arg(string(raw))+")")
 		}
 		return err

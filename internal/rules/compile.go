@@ -1,4 +1,4 @@
-package filter
+package rules
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Env is what an expression may refer to besides the record itself.
@@ -65,7 +65,7 @@ func constResult(v bool) Result {
 // compiler holds per-expression state: the alias counter keeps every
 // subquery alias unique within one statement.
 type compiler struct {
-	b     *store.Builder
+	b     *sqldb.Builder
 	env   *Env
 	alias *int
 }
@@ -73,7 +73,7 @@ type compiler struct {
 // Compile turns e into a boolean SQL condition over the row alias of
 // collection c. Values go into b's argument list; only schema-validated
 // identifiers are written into the SQL text. A nil e compiles to true.
-func Compile(b *store.Builder, c *schema.Collection, rowAlias string, e Expr, env *Env, aliasCounter *int) (Result, error) {
+func Compile(b *sqldb.Builder, c *schema.Collection, rowAlias string, e Expr, env *Env, aliasCounter *int) (Result, error) {
 	if e == nil {
 		return constResult(true), nil
 	}
@@ -85,7 +85,7 @@ func Compile(b *store.Builder, c *schema.Collection, rowAlias string, e Expr, en
 }
 
 // CompileString parses and compiles in one step.
-func CompileString(b *store.Builder, c *schema.Collection, rowAlias, src string, env *Env, aliasCounter *int) (Result, error) {
+func CompileString(b *sqldb.Builder, c *schema.Collection, rowAlias, src string, env *Env, aliasCounter *int) (Result, error) {
 	e, err := Parse(src)
 	if err != nil {
 		return Result{}, err
@@ -524,7 +524,7 @@ func whereSQL(w []string) string {
 }
 
 // SortExpr resolves a sort key (a field path, never multi-valued) to SQL.
-func SortExpr(b *store.Builder, c *schema.Collection, row string, path []string, env *Env, aliasCounter *int) (string, error) {
+func SortExpr(b *sqldb.Builder, c *schema.Collection, row string, path []string, env *Env, aliasCounter *int) (string, error) {
 	cp := &compiler{b: b, env: env, alias: aliasCounter}
 	v, err := cp.path(c, row, path, "", value{})
 	if err != nil {

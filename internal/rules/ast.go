@@ -1,4 +1,4 @@
-// Package filter parses Plinth's filter language, shared by the `filter`
+// Package rules parses Plinth's filter language, shared by the `filter`
 // query parameter and by collection access rules, and compiles it to
 // parameterised SQL for a store dialect.
 //
@@ -13,7 +13,7 @@
 //
 // Identifiers never reach SQL as text from the input: the compiler resolves
 // each path against the collection schema and emits only schema-known names.
-package filter
+package rules
 
 import "strconv"
 

@@ -1,6 +1,6 @@
-// Package auth holds credential primitives: password hashing and signed
+// Package secret holds credential primitives: password hashing and signed
 // tokens. It has no knowledge of HTTP or storage.
-package auth
+package secret
 
 import (
 	"crypto/rand"

@@ -1,8 +1,8 @@
-// Package store is the boundary between Plinth and a SQL engine. Everything
+// Package sqldb is the boundary between Plinth and a SQL engine. Everything
 // that differs between engines — placeholders, quoting, JSON functions, DDL,
 // error codes, connection handling — sits behind Dialect and DB, so the
 // records, rules and schema code is written once.
-package store
+package sqldb
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package filter
+package rules
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
-	"github.com/plinthhq/plinth/internal/store/postgres"
-	"github.com/plinthhq/plinth/internal/store/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb"
+	"github.com/plinthhq/plinth/internal/sqldb/postgres"
+	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 
 // fuzzSchema is a small collection with every storage class and a relation.
@@ -57,8 +57,8 @@ func FuzzParse(f *testing.F) {
 	literals := map[string]bool{}
 	for _, probe := range []string{`data.x = 5`, `data.x = "s"`, `data = null`, `title = null`, `title ~ "x"`, `title ~ n`,
 		`tags ?= "a"`, `tags = "a"`, `tags:length > 1`, `@request.body.tags ?= title`, `parent.title = "x"`, `n = "x"`, `ok = 1`} {
-		for _, d := range []store.Dialect{sqlite.Dialect{}, postgres.Dialect{}} {
-			b := store.NewBuilder(d)
+		for _, d := range []sqldb.Dialect{sqlite.Dialect{}, postgres.Dialect{}} {
+			b := sqldb.NewBuilder(d)
 			res, err := CompileString(b, posts, "r", probe, env, nil)
 			if err != nil {
 				f.Fatalf("probe %q: %v", probe, err)
@@ -94,8 +94,8 @@ func FuzzParse(f *testing.F) {
 		if Format(e2) != out {
 			t.Fatalf("Format unstable: %q vs %q", Format(e2), out)
 		}
-		for _, d := range []store.Dialect{sqlite.Dialect{}, postgres.Dialect{}} {
-			b := store.NewBuilder(d)
+		for _, d := range []sqldb.Dialect{sqlite.Dialect{}, postgres.Dialect{}} {
+			b := sqldb.NewBuilder(d)
 			res, err := Compile(b, posts, "r", e, env, nil)
 			if err != nil {
 				var ce *CompileError

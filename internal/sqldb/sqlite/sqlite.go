@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // Open opens (creating if needed) the database file dir/data.db.
-func Open(dir string, o Options) (*store.DB, error) {
+func Open(dir string, o Options) (*sqldb.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -103,24 +103,24 @@ func Open(dir string, o Options) (*store.DB, error) {
 		}
 		return werr
 	}
-	return store.NewDB(Dialect{}, read, write, closeAll), nil
+	return sqldb.NewDB(Dialect{}, read, write, closeAll), nil
 }
 
 // Dialect renders SQLite SQL.
 type Dialect struct{}
 
-var _ store.Dialect = Dialect{}
+var _ sqldb.Dialect = Dialect{}
 
-// Name implements store.Dialect.
+// Name implements sqldb.Dialect.
 func (Dialect) Name() string { return "sqlite" }
 
 // Placeholder uses ?NNN so arguments are addressed by number.
-func (Dialect) Placeholder(n int) string { return "?" + store.Itoa(n) }
+func (Dialect) Placeholder(n int) string { return "?" + sqldb.Itoa(n) }
 
-// Quote implements store.Dialect.
-func (Dialect) Quote(s string) string { return store.QuoteIdent(s) }
+// Quote implements sqldb.Dialect.
+func (Dialect) Quote(s string) string { return sqldb.QuoteIdent(s) }
 
-// ColumnType implements store.Dialect. JSON columns carry "TEXT" in their
+// ColumnType implements sqldb.Dialect. JSON columns carry "TEXT" in their
 // declared type so SQLite gives them text affinity (a JSON document "123"
 // must not be turned into the integer 123), and the distinct names let
 // view columns be told apart.
@@ -138,22 +138,22 @@ func (Dialect) ColumnType(k schema.ColumnKind) string {
 	return "TEXT NOT NULL DEFAULT ''"
 }
 
-// JSONEach implements store.Dialect.
+// JSONEach implements sqldb.Dialect.
 func (Dialect) JSONEach(expr, alias string) string {
 	// json_each on a non-array (e.g. '' in a view) would iterate a scalar,
 	// so guard with json_valid and treat anything else as empty.
 	return "json_each(CASE WHEN json_valid(" + expr + ") THEN " + expr + " ELSE '[]' END) " + alias
 }
 
-// JSONEachParam implements store.Dialect.
+// JSONEachParam implements sqldb.Dialect.
 func (Dialect) JSONEachParam(p, alias string) string { return "json_each(" + p + ") " + alias }
 
-// JSONArrayLength implements store.Dialect.
+// JSONArrayLength implements sqldb.Dialect.
 func (Dialect) JSONArrayLength(expr string) string {
 	return "(CASE WHEN json_valid(" + expr + ") THEN json_array_length(" + expr + ") ELSE 0 END)"
 }
 
-// JSONPath implements store.Dialect.
+// JSONPath implements sqldb.Dialect.
 func (Dialect) JSONPath(expr string, path []string) string {
 	var p strings.Builder
 	p.WriteString("'$")
@@ -166,36 +166,36 @@ func (Dialect) JSONPath(expr string, path []string) string {
 	return "(CASE WHEN json_valid(" + expr + ") THEN json_extract(" + expr + ", " + p.String() + ") END)"
 }
 
-// Like implements store.Dialect; SQLite's LIKE is case-insensitive for ASCII.
+// Like implements sqldb.Dialect; SQLite's LIKE is case-insensitive for ASCII.
 func (Dialect) Like(expr, param string) string { return expr + ` LIKE ` + param + ` ESCAPE '\'` }
 
-// CastText implements store.Dialect.
+// CastText implements sqldb.Dialect.
 func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
 
-// Cast implements store.Dialect: SQLite types values, not columns, and
+// Cast implements sqldb.Dialect: SQLite types values, not columns, and
 // the driver binds Go values with the right storage class already.
 func (Dialect) Cast(expr string, _ schema.ColumnKind) string { return expr }
 
-// NumberFromText implements store.Dialect; json_extract already yields
+// NumberFromText implements sqldb.Dialect; json_extract already yields
 // numbers for JSON numbers, and text that is not numeric yields NULL.
 func (Dialect) NumberFromText(expr string) string {
 	return "(CASE WHEN typeof(" + expr + ") IN ('integer', 'real') THEN " + expr + " END)"
 }
 
-// Random implements store.Dialect.
+// Random implements sqldb.Dialect.
 func (Dialect) Random() string { return "RANDOM()" }
 
-// CreateIndex implements store.Dialect.
+// CreateIndex implements sqldb.Dialect.
 func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
-	return store.IndexDDL(d, table, ix, partial)
+	return sqldb.IndexDDL(d, table, ix, partial)
 }
 
-// DropIndex implements store.Dialect.
+// DropIndex implements sqldb.Dialect.
 func (Dialect) DropIndex(_, name string) string {
-	return "DROP INDEX IF EXISTS " + store.QuoteIdent(name)
+	return "DROP INDEX IF EXISTS " + sqldb.QuoteIdent(name)
 }
 
-// UniqueViolation implements store.Dialect. SQLite names the columns:
+// UniqueViolation implements sqldb.Dialect. SQLite names the columns:
 // "UNIQUE constraint failed: posts.a, posts.b".
 func (Dialect) UniqueViolation(err error) (string, bool) {
 	if err == nil {
@@ -221,12 +221,12 @@ func (Dialect) UniqueViolation(err error) (string, bool) {
 	return strings.Join(cols, ","), true
 }
 
-// ViewColumns implements store.Dialect using the declared types SQLite
+// ViewColumns implements sqldb.Dialect using the declared types SQLite
 // reports for result columns that come straight from a table. Computed
 // columns (COUNT, SUM, expressions) have no declared type, so their kind
 // is read off the first row's values; a view can still declare fields to
 // override either guess.
-func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) ([]store.ViewColumn, error) {
+func (Dialect) ViewColumns(ctx context.Context, q sqldb.Querier, query string) ([]sqldb.ViewColumn, error) {
 	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+") LIMIT 1")
 	if err != nil {
 		return nil, err
@@ -236,9 +236,9 @@ func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) (
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.ViewColumn, len(cts))
+	out := make([]sqldb.ViewColumn, len(cts))
 	for i, ct := range cts {
-		out[i] = store.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
+		out[i] = sqldb.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
 	}
 	if rows.Next() {
 		vals := make([]any, len(cts))

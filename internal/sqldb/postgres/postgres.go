@@ -24,7 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Options tune the connection pool. Zero values take the defaults below,
@@ -82,7 +82,7 @@ func (o Options) withDefaults() Options {
 //
 // Errors never contain the password: they name only host, port, database
 // and user, because start-up errors end up in logs and terminals.
-func Open(ctx context.Context, connString string, o Options) (*store.DB, error) {
+func Open(ctx context.Context, connString string, o Options) (*sqldb.DB, error) {
 	o = o.withDefaults()
 	cfg, err := parseConfig(connString)
 	if err != nil {
@@ -119,7 +119,7 @@ func Open(ctx context.Context, connString string, o Options) (*store.DB, error) 
 	}
 	warm(pctx, db, o.MinConns)
 
-	out := store.NewDB(Dialect{}, db, db, db.Close)
+	out := sqldb.NewDB(Dialect{}, db, db, db.Close)
 	lcfg := cfg.Copy()
 	lcfg.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + "-listener"
 	out.Notifier = &notifier{db: db, cfg: lcfg, heartbeat: 30 * time.Second}
@@ -215,18 +215,18 @@ func scrub(msg, connString, password string) string {
 // Dialect renders PostgreSQL SQL. It is stateless; the zero value is ready.
 type Dialect struct{}
 
-var _ store.Dialect = Dialect{}
+var _ sqldb.Dialect = Dialect{}
 
-// Name implements store.Dialect.
+// Name implements sqldb.Dialect.
 func (Dialect) Name() string { return "postgres" }
 
-// Placeholder implements store.Dialect with PostgreSQL's numbered $n.
+// Placeholder implements sqldb.Dialect with PostgreSQL's numbered $n.
 func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
-// Quote implements store.Dialect.
-func (Dialect) Quote(s string) string { return store.QuoteIdent(s) }
+// Quote implements sqldb.Dialect.
+func (Dialect) Quote(s string) string { return sqldb.QuoteIdent(s) }
 
-// ColumnType implements store.Dialect. Text sorts bytewise (COLLATE "C")
+// ColumnType implements sqldb.Dialect. Text sorts bytewise (COLLATE "C")
 // so ordering, comparisons and ILIKE's ASCII-only case folding agree with
 // SQLite's BINARY collation on every node, whatever the server's locale.
 // JSON and arrays are JSONB so they can be indexed and unnested.
@@ -252,7 +252,7 @@ func asArray(expr string) string {
 	return "(CASE WHEN jsonb_typeof((" + expr + ")::jsonb) = 'array' THEN (" + expr + ")::jsonb ELSE '[]'::jsonb END)"
 }
 
-// JSONEach implements store.Dialect. The column alias makes the element
+// JSONEach implements sqldb.Dialect. The column alias makes the element
 // readable as alias.value, like SQLite's json_each; a function call in
 // FROM may refer to earlier FROM items and outer queries (implicit
 // LATERAL), so it works correlated.
@@ -260,17 +260,17 @@ func (Dialect) JSONEach(expr, alias string) string {
 	return "jsonb_array_elements_text(" + asArray(expr) + ") AS " + alias + "(value)"
 }
 
-// JSONEachParam implements store.Dialect over a bound JSON array text.
+// JSONEachParam implements sqldb.Dialect over a bound JSON array text.
 func (d Dialect) JSONEachParam(p, alias string) string {
 	return d.JSONEach("CAST("+p+" AS JSONB)", alias)
 }
 
-// JSONArrayLength implements store.Dialect; non-arrays count 0.
+// JSONArrayLength implements sqldb.Dialect; non-arrays count 0.
 func (Dialect) JSONArrayLength(expr string) string {
 	return "jsonb_array_length(" + asArray(expr) + ")"
 }
 
-// JSONPath implements store.Dialect. #>> yields scalars as text (strings
+// JSONPath implements sqldb.Dialect. #>> yields scalars as text (strings
 // unquoted), objects and arrays as JSON text, and NULL for a missing path
 // or a JSON null. Segments are [A-Za-z0-9_], validated by the filter
 // parser, so they need no quoting inside the path literal.
@@ -278,15 +278,15 @@ func (Dialect) JSONPath(expr string, path []string) string {
 	return "((" + expr + ")::jsonb #>> '{" + strings.Join(path, ",") + "}')"
 }
 
-// Like implements store.Dialect. ILIKE is PostgreSQL's case-insensitive
+// Like implements sqldb.Dialect. ILIKE is PostgreSQL's case-insensitive
 // LIKE; the explicit ESCAPE matches the escaping of the pattern builder.
 func (Dialect) Like(expr, param string) string { return expr + ` ILIKE ` + param + ` ESCAPE '\'` }
 
-// CastText implements store.Dialect. A JSONB value casts to its JSON text
+// CastText implements sqldb.Dialect. A JSONB value casts to its JSON text
 // (a string keeps its quotes); booleans cast to 'true'/'false'.
 func (Dialect) CastText(expr string) string { return "CAST(" + expr + " AS TEXT)" }
 
-// Cast implements store.Dialect. PostgreSQL infers a bare parameter's
+// Cast implements sqldb.Dialect. PostgreSQL infers a bare parameter's
 // type from context, which a SELECT list does not give, so a row built
 // from parameters needs the column types (and text the column collation)
 // spelled out to compare like a stored row.
@@ -302,7 +302,7 @@ func (Dialect) Cast(expr string, k schema.ColumnKind) string {
 	return "CAST(" + expr + ` AS TEXT) COLLATE "C"`
 }
 
-// NumberFromText implements store.Dialect. A plain CAST would raise an
+// NumberFromText implements sqldb.Dialect. A plain CAST would raise an
 // error on non-numeric text and fail the whole query, so only text that
 // looks like a number is cast; anything else is NULL. Digit counts are
 // bounded so the cast cannot overflow or underflow a double either.
@@ -311,21 +311,21 @@ func (Dialect) NumberFromText(expr string) string {
 	return "(CASE WHEN " + t + ` ~ '^\s*[-+]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][-+]?[0-9]{1,2})?\s*$' THEN CAST(` + t + " AS DOUBLE PRECISION) END)"
 }
 
-// Random implements store.Dialect.
+// Random implements sqldb.Dialect.
 func (Dialect) Random() string { return "RANDOM()" }
 
-// CreateIndex implements store.Dialect.
+// CreateIndex implements sqldb.Dialect.
 func (d Dialect) CreateIndex(table string, ix schema.Index, partial bool) string {
-	return store.IndexDDL(d, table, ix, partial)
+	return sqldb.IndexDDL(d, table, ix, partial)
 }
 
-// DropIndex implements store.Dialect. Index names are schema-wide in
+// DropIndex implements sqldb.Dialect. Index names are schema-wide in
 // PostgreSQL, so the table is not needed.
 func (Dialect) DropIndex(_, name string) string {
-	return "DROP INDEX IF EXISTS " + store.QuoteIdent(name)
+	return "DROP INDEX IF EXISTS " + sqldb.QuoteIdent(name)
 }
 
-// UniqueViolation implements store.Dialect. PostgreSQL names the violated
+// UniqueViolation implements sqldb.Dialect. PostgreSQL names the violated
 // constraint: the unique index's name, or <table>_pkey for the id.
 func (Dialect) UniqueViolation(err error) (string, bool) {
 	var pe *pgconn.PgError
@@ -335,11 +335,11 @@ func (Dialect) UniqueViolation(err error) (string, bool) {
 	return "", false
 }
 
-// ViewColumns implements store.Dialect from the result column types the
+// ViewColumns implements sqldb.Dialect from the result column types the
 // server reports; LIMIT 0 means the query is planned but no row is read.
 // JSON arrays and objects are both JSONB, so arrays come back as ColJSON:
 // a view that needs a multi-valued field must declare it.
-func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) ([]store.ViewColumn, error) {
+func (Dialect) ViewColumns(ctx context.Context, q sqldb.Querier, query string) ([]sqldb.ViewColumn, error) {
 	// The newline ends a trailing "-- comment" in the user's query.
 	rows, err := q.QueryContext(ctx, "SELECT * FROM ("+query+"\n) AS v LIMIT 0")
 	if err != nil {
@@ -350,9 +350,9 @@ func (Dialect) ViewColumns(ctx context.Context, q store.Querier, query string) (
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.ViewColumn, len(cts))
+	out := make([]sqldb.ViewColumn, len(cts))
 	for i, ct := range cts {
-		out[i] = store.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
+		out[i] = sqldb.ViewColumn{Name: ct.Name(), Kind: kindOf(ct.DatabaseTypeName())}
 	}
 	return out, rows.Err()
 }
@@ -371,7 +371,7 @@ func kindOf(t string) schema.ColumnKind {
 	return schema.ColText
 }
 
-// notifier implements store.Notifier with LISTEN/NOTIFY.
+// notifier implements sqldb.Notifier with LISTEN/NOTIFY.
 type notifier struct {
 	db  *sql.DB
 	cfg *pgx.ConnConfig // for the dedicated listening connections
@@ -399,7 +399,7 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
-// Notify implements store.Notifier. The notification is delivered when
+// Notify implements sqldb.Notifier. The notification is delivered when
 // the surrounding transaction (here: the statement) commits.
 func (n *notifier) Notify(ctx context.Context, channel, payload string) error {
 	if err := checkChannel(channel); err != nil {
@@ -409,7 +409,7 @@ func (n *notifier) Notify(ctx context.Context, channel, payload string) error {
 	return err
 }
 
-// Listen implements store.Notifier on a dedicated connection per call: a
+// Listen implements sqldb.Notifier on a dedicated connection per call: a
 // pooled one would be handed to queries and miss notifications between
 // uses. When the connection is lost it reconnects with exponential
 // backoff (100ms doubling to 5s) and LISTENs again until ctx ends;
@@ -452,7 +452,7 @@ func (n *notifier) listenOnce(ctx context.Context, channel string, fn func(strin
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+store.QuoteIdent(channel)); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+sqldb.QuoteIdent(channel)); err != nil {
 		return false, err
 	}
 	for {
@@ -516,7 +516,7 @@ func CreateTestDatabase(ctx context.Context, adminURL string) (dbURL string, dro
 	// The template must be idle for CREATE DATABASE; parallel test
 	// processes briefly touching it can make it busy, so retry.
 	for attempt := 0; ; attempt++ {
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+store.QuoteIdent(name))
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+sqldb.QuoteIdent(name))
 		if err == nil || !objectInUse(err) || attempt == 20 {
 			break
 		}
@@ -537,7 +537,7 @@ func CreateTestDatabase(ctx context.Context, adminURL string) (dbURL string, dro
 		defer c.Close(context.Background())
 		for attempt := 0; ; attempt++ {
 			_, _ = c.Exec(dctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
-			_, err = c.Exec(dctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name))
+			_, err = c.Exec(dctx, "DROP DATABASE IF EXISTS "+sqldb.QuoteIdent(name))
 			// A pool that was not closed may reconnect between the two
 			// statements; terminate again and retry.
 			if err == nil || !objectInUse(err) || attempt == 20 || !sleep(dctx, 100*time.Millisecond) {

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
+	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // adminURL is where test databases are created; PLINTH_TEST_PG overrides.
@@ -49,7 +49,7 @@ func requirePG(t *testing.T) {
 }
 
 // freshDB opens a new, empty database that is dropped after the test.
-func freshDB(t *testing.T, o Options) (*store.DB, string) {
+func freshDB(t *testing.T, o Options) (*sqldb.DB, string) {
 	t.Helper()
 	requirePG(t)
 	ctx := context.Background()
@@ -249,7 +249,7 @@ func TestDialectOnServer(t *testing.T) {
 			t.Fatalf("field %s has kind %v", f.Name, f.Column())
 		}
 	}
-	if _, err := db.Write.ExecContext(ctx, store.CreateTable(d, c)); err != nil {
+	if _, err := db.Write.ExecContext(ctx, sqldb.CreateTable(d, c)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -276,8 +276,8 @@ func TestDialectOnServer(t *testing.T) {
 		// Compose the value fragments back to front, through two builders
 		// sharing one argument list: Render must still number the
 		// placeholders in text order and order the arguments to match.
-		b := store.NewBuilder(d)
-		b2 := &store.Builder{D: d, Args: b.Args}
+		b := sqldb.NewBuilder(d)
+		b2 := &sqldb.Builder{D: d, Args: b.Args}
 		tags := b2.Arg(r.tags)
 		data := b.Arg(r.data)
 		ok := b2.Arg(r.ok)
@@ -299,7 +299,7 @@ func TestDialectOnServer(t *testing.T) {
 
 	// ids runs a query rendered through a Builder and returns the first
 	// column of every row.
-	ids := func(t *testing.T, b *store.Builder, q string) []string {
+	ids := func(t *testing.T, b *sqldb.Builder, q string) []string {
 		t.Helper()
 		rs, err := b.Query(ctx, db.Read, q)
 		if err != nil {
@@ -323,38 +323,38 @@ func TestDialectOnServer(t *testing.T) {
 	t.Run("JSONEach", func(t *testing.T) {
 		cases := []struct {
 			name  string
-			query func(b *store.Builder) string
+			query func(b *sqldb.Builder) string
 			want  string
 		}{
-			{"correlated EXISTS", func(b *store.Builder) string {
+			{"correlated EXISTS", func(b *sqldb.Builder) string {
 				return "SELECT i.id FROM items i WHERE EXISTS (SELECT 1 FROM " + d.JSONEach(`i."tags"`, "je") +
 					" WHERE je.value = " + b.Arg("b") + ") ORDER BY i.id"
 			}, "r1,r4"},
-			{"after other FROM items", func(b *store.Builder) string {
+			{"after other FROM items", func(b *sqldb.Builder) string {
 				return "SELECT i.id || ':' || je.value FROM items i, " + d.JSONEach(`i."tags"`, "je") + " ORDER BY 1"
 			}, "r1:a,r1:b,r2:c,r4:b,r5:a"},
-			{"relation-style join", func(b *store.Builder) string {
+			{"relation-style join", func(b *sqldb.Builder) string {
 				return "SELECT DISTINCT i.id FROM items i WHERE EXISTS (SELECT 1 FROM " + d.JSONEach(`i."tags"`, "je") +
 					", items r WHERE r.id = 'r' || CASE je.value WHEN 'a' THEN '3' ELSE 'x' END) ORDER BY 1"
 			}, "r1,r5"},
-			{"non-array JSON reads as empty", func(b *store.Builder) string {
+			{"non-array JSON reads as empty", func(b *sqldb.Builder) string {
 				return "SELECT i.id || ':' || je.value FROM items i, " + d.JSONEach(`i."data"`, "je") + " ORDER BY 1"
 			}, "r3:1,r3:2,r3:3"},
-			{"param list", func(b *store.Builder) string {
+			{"param list", func(b *sqldb.Builder) string {
 				return "SELECT i.id FROM items i WHERE EXISTS (SELECT 1 FROM " + d.JSONEachParam(b.Arg(schema.EncodeList([]string{"r2", "r4", "nope"})), "jp") +
 					" WHERE jp.value = i.id) ORDER BY i.id"
 			}, "r2,r4"},
-			{"param non-array", func(b *store.Builder) string {
+			{"param non-array", func(b *sqldb.Builder) string {
 				return "SELECT jp.value FROM " + d.JSONEachParam(b.Arg(`{"a":1}`), "jp")
 			}, ""},
-			{"param and column", func(b *store.Builder) string {
+			{"param and column", func(b *sqldb.Builder) string {
 				return "SELECT i.id FROM items i, " + d.JSONEachParam(b.Arg(`["c","a"]`), "jp") + " WHERE EXISTS (SELECT 1 FROM " +
 					d.JSONEach(`i."tags"`, "je") + " WHERE je.value = jp.value) AND i.n > " + b.Arg(1.0) + " ORDER BY 1"
 			}, "r1,r5"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				b := store.NewBuilder(d)
+				b := sqldb.NewBuilder(d)
 				q := c.query(b)
 				if got := strings.Join(ids(t, b, q), ","); got != c.want {
 					t.Errorf("got %q, want %q", got, c.want)
@@ -364,7 +364,7 @@ func TestDialectOnServer(t *testing.T) {
 	})
 
 	t.Run("JSONArrayLength", func(t *testing.T) {
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		got := ids(t, b, "SELECT i.id || '=' || "+d.JSONArrayLength(`i."tags"`)+" || '/' || "+d.JSONArrayLength(`i."data"`)+" FROM items i ORDER BY i.id")
 		want := "r1=2/0,r2=1/0,r3=0/3,r4=1/0,r5=1/0,zero=0/0"
 		if strings.Join(got, ",") != want {
@@ -399,7 +399,7 @@ func TestDialectOnServer(t *testing.T) {
 	})
 
 	t.Run("NumberFromText", func(t *testing.T) {
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		q := "SELECT i.id FROM items i WHERE " + d.NumberFromText(d.JSONPath(`i."data"`, []string{"a", "n"})) + " > " + b.Arg(4.5) +
 			" OR " + d.NumberFromText(d.JSONPath(`i."data"`, []string{"s"})) + " = " + b.Arg(7.0) + " ORDER BY 1"
 		if got := strings.Join(ids(t, b, q), ","); got != "r1" {
@@ -434,7 +434,7 @@ func TestDialectOnServer(t *testing.T) {
 			{"%Ünï%", "r5"},
 		}
 		for _, c := range cases {
-			b := store.NewBuilder(d)
+			b := sqldb.NewBuilder(d)
 			q := "SELECT i.id FROM items i WHERE " + d.Like(`i."title"`, b.Arg(c.pattern)) + " ORDER BY 1"
 			if got := strings.Join(ids(t, b, q), ","); got != c.want {
 				t.Errorf("%q: got %q, want %q", c.pattern, got, c.want)
@@ -443,7 +443,7 @@ func TestDialectOnServer(t *testing.T) {
 	})
 
 	t.Run("CastAndOrder", func(t *testing.T) {
-		b := store.NewBuilder(d)
+		b := sqldb.NewBuilder(d)
 		q := "SELECT v.t FROM (SELECT " + d.Cast(b.Arg("b"), schema.ColText) + " AS t, " + d.Cast(b.Arg(2.0), schema.ColNumber) + " AS n, " +
 			d.Cast(b.Arg(true), schema.ColBool) + " AS ok, " + d.Cast(b.Arg(`{"k":1}`), schema.ColJSON) + " AS data, " +
 			d.Cast(b.Arg(`["a"]`), schema.ColArray) + " AS tags) v, items i WHERE i.title < v.t AND i.n < v.n AND i.ok = v.ok AND " +
@@ -452,7 +452,7 @@ func TestDialectOnServer(t *testing.T) {
 		if got := strings.Join(ids(t, b, q), ","); got != "b" {
 			t.Errorf("got %q", got)
 		}
-		got := ids(t, store.NewBuilder(d), `SELECT title FROM items WHERE id <> 'zero' ORDER BY title`)
+		got := ids(t, sqldb.NewBuilder(d), `SELECT title FROM items WHERE id <> 'zero' ORDER BY title`)
 		if want := "100% pure,HELLO there,Hello World,under_score,Ünïcode"; strings.Join(got, ",") != want {
 			t.Errorf("order %v, want %s", got, want)
 		}
@@ -508,7 +508,7 @@ func TestDialectOnServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []store.ViewColumn{
+		want := []sqldb.ViewColumn{
 			{Name: "id", Kind: schema.ColText}, {Name: "title", Kind: schema.ColText},
 			{Name: "n", Kind: schema.ColNumber}, {Name: "ok", Kind: schema.ColBool},
 			{Name: "data", Kind: schema.ColJSON}, {Name: "tags", Kind: schema.ColJSON},

@@ -1,4 +1,4 @@
-package filter_test
+package rules_test
 
 import (
 	"context"
@@ -7,10 +7,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/plinthhq/plinth/internal/filter"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/store"
-	"github.com/plinthhq/plinth/internal/store/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb"
+	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 
 // TestEvalAgreesWithSQL is a differential test: for random records and
@@ -34,7 +34,7 @@ func TestEvalAgreesWithSQL(t *testing.T) {
 	}}
 	schema.PrepareNew(c)
 	snap := schema.NewSnapshot(1, []*schema.Collection{c})
-	if _, err := db.Write.Exec(store.CreateTable(db.Dialect, c)); err != nil {
+	if _, err := db.Write.Exec(sqldb.CreateTable(db.Dialect, c)); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -72,20 +72,20 @@ func TestEvalAgreesWithSQL(t *testing.T) {
 		}
 		return "(" + gen(depth-1) + op + gen(depth-1) + ")"
 	}
-	envs := []*filter.Env{
+	envs := []*rules.Env{
 		{Snapshot: snap, Trusted: true, Body: map[string]any{"t": []any{"a", "c"}}},
 		{Snapshot: snap, Trusted: true, Auth: map[string]any{"id": "u1"}, AuthCollection: c, Body: map[string]any{"t": "go"}},
 	}
 	checked, decided := 0, 0
 	for i := 0; i < 1500; i++ {
 		src := gen(2)
-		e, err := filter.Parse(src)
+		e, err := rules.Parse(src)
 		if err != nil {
 			t.Fatalf("generator made invalid %q: %v", src, err)
 		}
 		for _, env := range envs {
-			b := store.NewBuilder(db.Dialect)
-			res, err := filter.Compile(b, c, "r", e, env, nil)
+			b := sqldb.NewBuilder(db.Dialect)
+			res, err := rules.Compile(b, c, "r", e, env, nil)
 			if err != nil {
 				continue // e.g. :length on a single-valued field
 			}
@@ -103,7 +103,7 @@ func TestEvalAgreesWithSQL(t *testing.T) {
 			rows.Close()
 			for _, rec := range recs {
 				vals := apiShaped(rec)
-				got, ok := filter.Eval(c, e, vals, env)
+				got, ok := rules.Eval(c, e, vals, env)
 				checked++
 				if !ok {
 					continue
