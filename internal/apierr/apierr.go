@@ -6,8 +6,6 @@ package apierr
 import (
 	"errors"
 	"net/http"
-
-	"github.com/plinthhq/plinth/internal/schema"
 )
 
 // FieldError is one entry of Error.Data.
@@ -58,13 +56,11 @@ func Forbidden(msg string) *Error { return New(http.StatusForbidden, msg) }
 // NotFound is a 404.
 func NotFound(msg string) *Error { return New(http.StatusNotFound, msg) }
 
-// Validation converts schema field errors into a 400.
-func Validation(msg string, fe schema.FieldErrors) *Error {
-	e := BadRequest(msg)
-	for k, v := range fe {
-		e.Data[k] = FieldError{Code: v.Code, Message: v.Message}
-	}
-	return e
+// Coder is an error that knows its client-facing form (validation
+// errors of the domain packages implement it), so this package needs to
+// know none of them.
+type Coder interface {
+	APIError() *Error
 }
 
 // Internal wraps an unexpected failure; the client sees only a generic 500.
@@ -80,9 +76,9 @@ func From(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	var fe schema.FieldErrors
-	if errors.As(err, &fe) {
-		return Validation("Failed to validate the submitted data.", fe)
+	var c Coder
+	if errors.As(err, &c) {
+		return c.APIError()
 	}
 	return Internal(err)
 }

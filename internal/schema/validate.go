@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/plinthhq/plinth/internal/apierr"
 )
 
 // FieldErrors maps a field (or option) name to its validation failure.
@@ -22,6 +24,16 @@ func (fe FieldErrors) Error() string {
 		parts[i] = k + ": " + fe[k].Message
 	}
 	return strings.Join(parts, "; ")
+}
+
+// APIError implements apierr.Coder: field errors are a 400 naming each
+// field.
+func (fe FieldErrors) APIError() *apierr.Error {
+	e := apierr.BadRequest("Failed to validate the submitted data.")
+	for k, v := range fe {
+		e.Data[k] = apierr.FieldError{Code: v.Code, Message: v.Message}
+	}
+	return e
 }
 
 // reservedFieldNames are keys of the record JSON that fields may not shadow.
