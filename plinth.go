@@ -23,12 +23,12 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/api"
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/realtime"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/sqldb/postgres"

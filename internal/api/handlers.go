@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 )
 
 func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {

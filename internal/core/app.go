@@ -15,9 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 

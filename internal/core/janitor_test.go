@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 )
 

@@ -10,9 +10,9 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/core"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 

@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )

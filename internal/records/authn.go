@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
-	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 

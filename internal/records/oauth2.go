@@ -22,7 +22,7 @@ func providerConfig(c *schema.Collection, name string) (oauth.Config, bool) {
 	}
 	for _, p := range c.Auth.OAuth2.Providers {
 		if p.Name == name {
-			return p, true
+			return oauth.Config(p), true
 		}
 	}
 	return oauth.Config{}, false
@@ -35,7 +35,7 @@ func (s *Service) OAuth2Methods(ctx context.Context, c *schema.Collection) ([]oa
 		return out, nil
 	}
 	for _, p := range c.Auth.OAuth2.Providers {
-		m, err := p.Start(ctx, OAuthClient)
+		m, err := oauth.Config(p).Start(ctx, OAuthClient)
 		if err != nil {
 			s.logWarn("oauth2 provider unavailable", "provider", p.Name, "err", err)
 			continue

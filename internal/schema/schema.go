@@ -8,8 +8,10 @@ package schema
 
 import (
 	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
 
-	"github.com/plinthhq/plinth/internal/identity/oauth"
 	"regexp"
 	"strings"
 )
@@ -82,8 +84,38 @@ type AuthOptions struct {
 
 // OAuth2Options configure external login providers.
 type OAuth2Options struct {
-	Enabled   bool           `json:"enabled"`
-	Providers []oauth.Config `json:"providers,omitempty"`
+	Enabled   bool             `json:"enabled"`
+	Providers []OAuth2Provider `json:"providers,omitempty"`
+}
+
+// OAuth2Provider is one external login provider of an auth collection,
+// as data: the identity/oauth package knows how to talk to each.
+type OAuth2Provider struct {
+	Name         string `json:"name"` // google, github, gitlab, microsoft, discord, oidc
+	DisplayName  string `json:"displayName,omitempty"`
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret,omitempty"`
+	// Issuer is the OpenID Connect issuer URL (provider "oidc" only; also
+	// accepted by gitlab for self-hosted instances).
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// OAuth2ProviderNames are the providers Plinth can log in with; the
+// identity/oauth registry implements exactly these (its test checks).
+var OAuth2ProviderNames = []string{"google", "github", "gitlab", "microsoft", "discord", "oidc"}
+
+// Validate checks a provider configuration.
+func (p OAuth2Provider) Validate() error {
+	if !slices.Contains(OAuth2ProviderNames, p.Name) {
+		return fmt.Errorf("unknown provider %q", p.Name)
+	}
+	if p.ClientID == "" {
+		return fmt.Errorf("provider %s needs clientId", p.Name)
+	}
+	if p.Name == "oidc" && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://127.0.0.1") && !strings.HasPrefix(p.Issuer, "http://localhost") {
+		return errors.New("provider oidc needs an https issuer URL")
+	}
+	return nil
 }
 
 // OTPOptions configure email one-time passwords.
@@ -182,7 +214,7 @@ func (c *Collection) Clone() *Collection {
 	if c.Auth != nil {
 		a := *c.Auth
 		a.IdentityFields = append([]string(nil), c.Auth.IdentityFields...)
-		a.OAuth2.Providers = append([]oauth.Config(nil), c.Auth.OAuth2.Providers...)
+		a.OAuth2.Providers = append([]OAuth2Provider(nil), c.Auth.OAuth2.Providers...)
 		cp.Auth = &a
 	}
 	return &cp

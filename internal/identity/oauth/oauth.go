@@ -17,18 +17,13 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
+
+	"github.com/plinthhq/plinth/internal/schema"
 )
 
-// Config is one provider enabled on an auth collection.
-type Config struct {
-	Name         string `json:"name"` // google, github, gitlab, microsoft, discord, oidc
-	DisplayName  string `json:"displayName,omitempty"`
-	ClientID     string `json:"clientId"`
-	ClientSecret string `json:"clientSecret,omitempty"`
-	// Issuer is the OpenID Connect issuer URL (provider "oidc" only; also
-	// accepted by gitlab for self-hosted instances).
-	Issuer string `json:"issuer,omitempty"`
-}
+// Config is one provider enabled on an auth collection: the stored
+// schema.OAuth2Provider, with the methods that talk to it.
+type Config schema.OAuth2Provider
 
 // User is the external identity a provider reports.
 type User struct {
@@ -66,20 +61,6 @@ var registry = map[string]provider{
 
 // Known reports whether name is a supported provider.
 func Known(name string) bool { _, ok := registry[name]; return ok }
-
-// Validate checks a provider configuration.
-func (c Config) Validate() error {
-	if _, ok := registry[c.Name]; !ok {
-		return fmt.Errorf("unknown provider %q", c.Name)
-	}
-	if c.ClientID == "" {
-		return fmt.Errorf("provider %s needs clientId", c.Name)
-	}
-	if c.Name == "oidc" && !strings.HasPrefix(c.Issuer, "https://") && !strings.HasPrefix(c.Issuer, "http://127.0.0.1") && !strings.HasPrefix(c.Issuer, "http://localhost") {
-		return errors.New("provider oidc needs an https issuer URL")
-	}
-	return nil
-}
 
 // endpoints resolves the provider's URLs, discovering them for OIDC.
 func (c Config) endpoints(ctx context.Context, hc *http.Client) (provider, error) {
