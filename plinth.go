@@ -22,13 +22,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/api"
-	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/collections"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
+	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/secret"
+	"github.com/plinthhq/plinth/internal/server"
 	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/sqldb/postgres"
@@ -126,7 +127,7 @@ type HashParams struct {
 type App struct {
 	cfg    Config
 	db     *sqldb.DB
-	core   *core.App
+	core   *collections.Service
 	http   http.Handler
 	stop   context.CancelFunc
 	broker *realtime.Broker
@@ -157,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := core.New(ctx, db, cfg.Logger, argon)
+	c, err := collections.New(ctx, db, cfg.Logger, argon)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise database: %w", err)
@@ -174,7 +175,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return st.SMTP, nil
 	}, mail.QueueOptions{MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase})
-	c.Records.RegisterMailJobs(mq)
+	ident := identity.New(c.Records, cfg.Logger)
+	ident.RegisterMailJobs(mq)
 	mailDone := make(chan struct{})
 	go func() { mq.Run(bg); close(mailDone) }()
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
@@ -182,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.FileSweepInterval >= 0 {
 		c.StartFileSweeper(bg, cmp.Or(cfg.FileSweepInterval, time.Hour), cmp.Or(cfg.FileSweepAge, time.Hour))
 	}
-	broker := realtime.New(c.Records, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
+	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
 	go broker.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone}
@@ -195,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = api.New(c, api.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, Realtime: broker, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
+	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
 		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
 	return a, nil
 }

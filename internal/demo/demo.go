@@ -10,7 +10,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/plinthhq/plinth/internal/core"
+	"github.com/plinthhq/plinth/internal/collections"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -82,7 +82,7 @@ func Collections() []*schema.Collection {
 
 // Install creates the microblog collections that do not exist yet and
 // reports whether the users collection was among them.
-func Install(ctx context.Context, app *core.App) (fresh bool, err error) {
+func Install(ctx context.Context, app *collections.Service) (fresh bool, err error) {
 	fresh = app.Schema().Get("users") == nil
 	for _, c := range Collections() {
 		if app.Schema().Get(c.Name) != nil {
@@ -113,7 +113,7 @@ func UserEmail(i int) string { return fmt.Sprintf("user%05d@example.com", i) }
 // Seed fills the microblog with deterministic data in large transactions,
 // bypassing per-record rules (it runs as the operator, not a client).
 // Timestamps spread over the last 30 days so "newest first" is meaningful.
-func Seed(ctx context.Context, app *core.App, o SeedOptions) error {
+func Seed(ctx context.Context, app *collections.Service, o SeedOptions) error {
 	if o.Password == "" {
 		o.Password = DemoPassword
 	}

@@ -43,6 +43,7 @@ type Options struct {
 // Broker owns clients and subscriptions on one node.
 type Broker struct {
 	recs   *records.Service
+	auth   Authenticator
 	schema func() *schema.Snapshot
 	notify sqldb.Notifier
 	log    *slog.Logger
@@ -71,8 +72,13 @@ type event struct {
 	change records.Change
 }
 
+// Authenticator checks tokens: the identity service.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*schema.Collection, *records.Record, error)
+}
+
 // New creates a broker; Run must be started for events to flow.
-func New(recs *records.Service, snap func() *schema.Snapshot, n sqldb.Notifier, log *slog.Logger, o Options) *Broker {
+func New(recs *records.Service, auth Authenticator, snap func() *schema.Snapshot, n sqldb.Notifier, log *slog.Logger, o Options) *Broker {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 64
 	}
@@ -82,7 +88,7 @@ func New(recs *records.Service, snap func() *schema.Snapshot, n sqldb.Notifier, 
 	if o.Grace <= 0 {
 		o.Grace = time.Minute
 	}
-	return &Broker{recs: recs, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
+	return &Broker{recs: recs, auth: auth, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
 		events: make(chan *event, 8192), outbox: make(chan string, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
 }
 
@@ -423,7 +429,7 @@ func (b *Broker) refreshAuth(ctx context.Context, ch records.Change) {
 		c.mu.Unlock()
 		var caller *records.Caller
 		if ch.Action != records.ActionDelete && tok != "" {
-			if col, rec, err := b.recs.Authenticate(ctx, tok); err == nil {
+			if col, rec, err := b.auth.Authenticate(ctx, tok); err == nil {
 				caller = &records.Caller{AuthCollection: col, Auth: rec}
 			}
 		}

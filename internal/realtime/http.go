@@ -3,13 +3,15 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
-
+	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/web"
 )
 
 // Heartbeat is how often an idle connection gets a keep-alive, so proxies
@@ -229,4 +231,52 @@ func (c *Client) currentSubs() []*Subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.subList
+}
+
+// HandleSSE answers GET /api/realtime: an event stream for the caller.
+func (b *Broker) HandleSSE(w http.ResponseWriter, r *http.Request) error {
+	b.ServeSSE(w, r, records.CallerFrom(r), web.Bearer(r))
+	return nil
+}
+
+// HandleSubscribe answers POST /api/realtime: it sets a client's
+// subscriptions; the request's Authorization becomes the identity events
+// are filtered for, and its headers and query what rules see of it.
+func (b *Broker) HandleSubscribe(w http.ResponseWriter, r *http.Request) error {
+	raw, err := web.ReadJSON(r)
+	if err != nil {
+		return err
+	}
+	var req SubscribeRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return apierr.BadRequest("Invalid JSON body.")
+	}
+	c := b.Get(req.ClientID)
+	if c == nil {
+		return apierr.NotFound("Missing or invalid client id.").With("clientId", "validation_invalid_client", "Unknown realtime client.")
+	}
+	subs, err := b.ParseSubscriptions(r.Context(), req.Subscriptions)
+	var se *SubscriptionError
+	if errors.As(err, &se) {
+		return apierr.BadRequest("Invalid subscriptions.").With("subscriptions", "validation_invalid_subscription", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	if err := b.Subscribe(c, subs, records.CallerFrom(r), web.Bearer(r)); err != nil {
+		return apierr.Forbidden(err.Error())
+	}
+	return web.NoContent(w)
+}
+
+// HandleWS answers GET /api/realtime/ws: the same events over WebSocket.
+func (b *Broker) HandleWS(w http.ResponseWriter, r *http.Request) error {
+	b.ServeWS(w, r, records.CallerFrom(r), web.Bearer(r), func(ctx context.Context, tok string) (*records.Caller, error) {
+		col, rec, err := b.auth.Authenticate(ctx, tok)
+		if err != nil {
+			return nil, err
+		}
+		return &records.Caller{AuthCollection: col, Auth: rec}, nil
+	})
+	return nil
 }

@@ -1,4 +1,4 @@
-package records
+package identity
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/identity/oauth"
+	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
@@ -56,7 +57,7 @@ func (s *Service) logWarn(msg string, args ...any) {
 // or link it to the caller's own record, or to the record with the same
 // email when the provider vouches for the address; or create a record.
 // It returns the record with its token key, ready for the MFA step.
-func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.Collection, provider, code, verifier, redirect string, createData map[string]any) (*Record, error) {
+func (s *Service) AuthWithOAuth2(ctx context.Context, caller *records.Caller, c *schema.Collection, provider, code, verifier, redirect string, createData map[string]any) (*records.Record, error) {
 	cfg, ok := providerConfig(c, provider)
 	if !ok {
 		return nil, apierr.BadRequest("Unknown or disabled provider.").With("provider", "validation_invalid_provider", "Unknown or disabled provider.")
@@ -73,7 +74,7 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 	err = b.QueryRow(ctx, s.DB.Read, "SELECT record FROM _externalAuths WHERE collection = "+b.Arg(c.ID)+" AND provider = "+b.Arg(provider)+" AND providerId = "+b.Arg(user.ID)).Scan(&recID)
 	switch {
 	case err == nil:
-		r, err := s.authRecord(ctx, c, "id", recID)
+		r, err := s.Records.FindAuth(ctx, c, "id", recID)
 		if err != nil || r != nil {
 			return r, err
 		}
@@ -83,13 +84,13 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, apierr.Internal(err)
 	}
-	var r *Record
+	var r *records.Record
 	err = nil // no link yet: decide below whom to link
 	switch {
 	case caller != nil && caller.Auth != nil && caller.AuthCollection.ID == c.ID:
-		r, err = s.authRecord(ctx, c, "id", caller.Auth.ID())
+		r, err = s.Records.FindAuth(ctx, c, "id", caller.Auth.ID())
 	case user.Email != "" && user.EmailVerified:
-		r, err = s.authRecord(ctx, c, "email", user.Email)
+		r, err = s.Records.FindAuth(ctx, c, "email", user.Email)
 	}
 	if err != nil {
 		return nil, err
@@ -122,12 +123,12 @@ func (s *Service) AuthWithOAuth2(ctx context.Context, caller *Caller, c *schema.
 // is replaced by an unusable random one, its token key rotated (every
 // token and session issued so far dies) and it is marked verified. The
 // owner can set a password of their own with a password reset.
-func (s *Service) takeOverUnverified(ctx context.Context, c *schema.Collection, r *Record) (*Record, error) {
-	if _, err := s.Update(ctx, s.system(), c, r.ID(), map[string]any{"password": schema.RandomString(48), "verified": true}); err != nil {
+func (s *Service) takeOverUnverified(ctx context.Context, c *schema.Collection, r *records.Record) (*records.Record, error) {
+	if _, err := s.Records.Update(ctx, s.Records.System(), c, r.ID(), map[string]any{"password": schema.RandomString(48), "verified": true}); err != nil {
 		return nil, err
 	}
 	s.logWarn("oauth2 took over an unverified account: password reset, sessions revoked", "collection", c.Name, "record", r.ID())
-	return s.authRecord(ctx, c, "id", r.ID())
+	return s.Records.FindAuth(ctx, c, "id", r.ID())
 }
 
 // oauth2SignUp creates the record for a first OAuth2 login. It is a
@@ -136,7 +137,7 @@ func (s *Service) takeOverUnverified(ctx context.Context, c *schema.Collection, 
 // validation and the limits on privileged auth fields all apply exactly
 // as for POST /records. Only what the provider vouches for is set by the
 // server: the email, an unusable random password and the verified state.
-func (s *Service) oauth2SignUp(ctx context.Context, caller *Caller, c *schema.Collection, email string, verified bool, createData map[string]any) (*Record, error) {
+func (s *Service) oauth2SignUp(ctx context.Context, caller *records.Caller, c *schema.Collection, email string, verified bool, createData map[string]any) (*records.Record, error) {
 	if c.CreateRule == nil {
 		return nil, apierr.Forbidden("Sign-up is disabled for this collection.")
 	}
@@ -145,7 +146,7 @@ func (s *Service) oauth2SignUp(ctx context.Context, caller *Caller, c *schema.Co
 	}
 	if caller == nil || caller.Auth != nil {
 		// A caller signed in elsewhere signs up as a new, anonymous user.
-		anon := &Caller{}
+		anon := &records.Caller{}
 		if caller != nil {
 			anon.Method, anon.Query, anon.Headers = caller.Method, caller.Query, caller.Headers
 		}
@@ -157,11 +158,11 @@ func (s *Service) oauth2SignUp(ctx context.Context, caller *Caller, c *schema.Co
 		body[k] = v
 	}
 	body["email"], body["password"], body["passwordConfirm"] = email, password, password
-	created, err := s.create(ctx, caller, c, body, map[string]any{"verified": verified})
+	created, err := s.Records.CreateWith(ctx, caller, c, body, map[string]any{"verified": verified})
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.authRecord(ctx, c, "id", created.ID())
+	r, err := s.Records.FindAuth(ctx, c, "id", created.ID())
 	if err != nil || r == nil {
 		return nil, apierr.Internal(errors.New("created record vanished"))
 	}

@@ -1,4 +1,4 @@
-package core
+package collections
 
 import (
 	"context"
@@ -21,7 +21,7 @@ const SchemaChannel = "plinth_schema"
 // notification lost while the listening connection was being re-made.
 // Engines without a Notifier (embedded SQLite) are single-node and need
 // neither. It returns when ctx ends.
-func (a *App) StartSchemaSync(ctx context.Context, poll time.Duration) {
+func (a *Service) StartSchemaSync(ctx context.Context, poll time.Duration) {
 	n := a.DB.Notifier
 	if n == nil {
 		return
@@ -60,7 +60,7 @@ func (a *App) StartSchemaSync(ctx context.Context, poll time.Duration) {
 }
 
 // announceSchema tells other nodes a new schema version is committed.
-func (a *App) announceSchema(ctx context.Context) {
+func (a *Service) announceSchema(ctx context.Context) {
 	if a.DB.Notifier == nil {
 		return
 	}
@@ -74,7 +74,7 @@ func (a *App) announceSchema(ctx context.Context) {
 // Collection resolves a collection by id or name; on a miss it re-checks
 // the stored schema version once, so a collection just created through
 // another node is found without waiting for the notification.
-func (a *App) Collection(ctx context.Context, idOrName string) (*schema.Collection, error) {
+func (a *Service) Collection(ctx context.Context, idOrName string) (*schema.Collection, error) {
 	if c := a.Schema().Get(idOrName); c != nil {
 		return c, nil
 	}
@@ -90,7 +90,7 @@ func (a *App) Collection(ctx context.Context, idOrName string) (*schema.Collecti
 // StartJanitor deletes expired one-time codes and unfinished MFA logins
 // every interval until ctx ends. Any node may run it: the deletes are
 // idempotent.
-func (a *App) StartJanitor(ctx context.Context, every time.Duration) {
+func (a *Service) StartJanitor(ctx context.Context, every time.Duration) {
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -105,7 +105,7 @@ func (a *App) StartJanitor(ctx context.Context, every time.Duration) {
 	}()
 }
 
-func (a *App) sweep(ctx context.Context) {
+func (a *Service) sweep(ctx context.Context) {
 	now := schema.FormatDate(time.Now())
 	for _, table := range []string{"_otps", "_mfas"} {
 		b := sqldb.NewBuilder(a.DB.Dialect)
@@ -123,7 +123,7 @@ func (a *App) sweep(ctx context.Context) {
 // that may belong to a request still in flight, whose record is not
 // committed yet. A file a committed record references is never touched.
 // It returns how many keys it removed.
-func (a *App) SweepFiles(ctx context.Context, olderThan time.Duration) (int, error) {
+func (a *Service) SweepFiles(ctx context.Context, olderThan time.Duration) (int, error) {
 	st := a.Records.Files
 	if st == nil {
 		return 0, nil
@@ -188,7 +188,7 @@ func (a *App) SweepFiles(ctx context.Context, olderThan time.Duration) (int, err
 
 // referencedFiles lists the file names record recordID of collection
 // collectionID holds in its file fields (none when either is gone).
-func (a *App) referencedFiles(ctx context.Context, snap *schema.Snapshot, collectionID, recordID string) (map[string]bool, error) {
+func (a *Service) referencedFiles(ctx context.Context, snap *schema.Snapshot, collectionID, recordID string) (map[string]bool, error) {
 	names := map[string]bool{}
 	c := snap.Get(collectionID)
 	if c == nil || c.IsView() || !schema.ValidRecordID(recordID) {
@@ -209,7 +209,7 @@ func (a *App) referencedFiles(ctx context.Context, snap *schema.Snapshot, collec
 }
 
 // StartFileSweeper runs SweepFiles at start and then every interval.
-func (a *App) StartFileSweeper(ctx context.Context, every, olderThan time.Duration) {
+func (a *Service) StartFileSweeper(ctx context.Context, every, olderThan time.Duration) {
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()

@@ -1,4 +1,4 @@
-package records
+package identity
 
 import (
 	"context"
@@ -8,27 +8,11 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
-
-// authRecord loads an auth record with its secrets (password hash, token
-// key) by a unique column.
-func (s *Service) authRecord(ctx context.Context, c *schema.Collection, col, val string) (*Record, error) {
-	d := s.DB.Dialect
-	b := sqldb.NewBuilder(d)
-	fields, cols := columns(d, c, "r", true)
-	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1")
-	if err != nil {
-		return nil, s.queryErr(err)
-	}
-	recs, err := scanRecords(rows, c, fields)
-	if err != nil || len(recs) == 0 {
-		return nil, err
-	}
-	return recs[0], nil
-}
 
 func errBadCredentials() *apierr.Error {
 	return apierr.BadRequest("Failed to authenticate.")
@@ -37,13 +21,13 @@ func errBadCredentials() *apierr.Error {
 // AuthWithPassword checks identity (email) and password and issues a token.
 // Unknown identities spend the same hashing time as wrong passwords and get
 // the same answer.
-func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, identity, password string) (string, *Record, error) {
+func (s *Service) AuthWithPassword(ctx context.Context, c *schema.Collection, identity, password string) (string, *records.Record, error) {
 	return s.authWithPassword(ctx, c, identity, password, true)
 }
 
 // authWithPassword checks the password; with issue false it returns the
 // record (secrets included) without a token, for MFA.
-func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, identity, password string, issue bool) (tok string, rec *Record, err error) {
+func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, identity, password string, issue bool) (tok string, rec *records.Record, err error) {
 	rawIdentity := identity
 	if !c.IsAuth() {
 		return "", nil, apierr.NotFound("Not an auth collection.")
@@ -59,13 +43,13 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 		}
 		return "", nil, e
 	}
-	var r *Record
+	var r *records.Record
 	for _, field := range identityFields(c) {
 		id := identity
 		if field != "email" {
 			id = strings.TrimSpace(rawIdentity)
 		}
-		if r, err = s.authRecord(ctx, c, c.Field(field).Name, id); err != nil {
+		if r, err = s.Records.FindAuth(ctx, c, c.Field(field).Name, id); err != nil {
 			return "", nil, err
 		}
 		if r != nil {
@@ -94,7 +78,7 @@ func (s *Service) authWithPassword(ctx context.Context, c *schema.Collection, id
 	if err != nil {
 		return "", nil, err
 	}
-	return tok, stripSecrets(r), nil
+	return tok, records.StripSecrets(r), nil
 }
 
 func identityFields(c *schema.Collection) []string {
@@ -106,8 +90,8 @@ func identityFields(c *schema.Collection) []string {
 
 // Impersonate issues a short-lived, non-refreshable token for record id of
 // c, for a superuser to act as that user. The caller logs it.
-func (s *Service) Impersonate(ctx context.Context, c *schema.Collection, id string, ttl time.Duration) (string, *Record, error) {
-	r, err := s.authRecord(ctx, c, "id", id)
+func (s *Service) Impersonate(ctx context.Context, c *schema.Collection, id string, ttl time.Duration) (string, *records.Record, error) {
+	r, err := s.Records.FindAuth(ctx, c, "id", id)
 	if err != nil {
 		return "", nil, err
 	}
@@ -120,17 +104,11 @@ func (s *Service) Impersonate(ctx context.Context, c *schema.Collection, id stri
 	if err != nil {
 		return "", nil, apierr.Internal(err)
 	}
-	return tok, stripSecrets(r), nil
-}
-
-func stripSecrets(r *Record) *Record {
-	delete(r.Values, "password")
-	delete(r.Values, "tokenKey")
-	return r
+	return tok, records.StripSecrets(r), nil
 }
 
 // IssueToken signs an auth token for r (which must carry its token key).
-func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
+func (s *Service) IssueToken(c *schema.Collection, r *records.Record) (string, error) {
 	now := time.Now()
 	tok, err := secret.Sign(secret.Claims{
 		ID: r.ID(), CollectionID: c.ID, Type: secret.TypeAuth, IssuedAt: now.Unix(),
@@ -144,7 +122,7 @@ func (s *Service) IssueToken(c *schema.Collection, r *Record) (string, error) {
 
 // Authenticate resolves a bearer token to its collection and record. Any
 // failure — bad format, unknown record, wrong key, expiry — is one 401.
-func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Collection, *Record, error) {
+func (s *Service) Authenticate(ctx context.Context, token string) (*schema.Collection, *records.Record, error) {
 	return s.authenticate(ctx, token, secret.TypeAuth)
 }
 
@@ -154,9 +132,9 @@ const FileTokenTTL = 2 * time.Minute
 
 // IssueFileToken signs a short-lived token for reading protected files as
 // the caller. Like auth tokens it dies with the caller's token key.
-func (s *Service) IssueFileToken(ctx context.Context, caller *Caller) (string, error) {
+func (s *Service) IssueFileToken(ctx context.Context, caller *records.Caller) (string, error) {
 	c := caller.AuthCollection
-	r, err := s.authRecord(ctx, c, "id", caller.Auth.ID())
+	r, err := s.Records.FindAuth(ctx, c, "id", caller.Auth.ID())
 	if err != nil || r == nil {
 		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
 	}
@@ -170,15 +148,15 @@ func (s *Service) IssueFileToken(ctx context.Context, caller *Caller) (string, e
 }
 
 // AuthenticateFileToken resolves a file token to the caller it was issued to.
-func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*Caller, error) {
+func (s *Service) AuthenticateFileToken(ctx context.Context, token string) (*records.Caller, error) {
 	c, r, err := s.authenticate(ctx, token, secret.TypeFile)
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{AuthCollection: c, Auth: r}, nil
+	return &records.Caller{AuthCollection: c, Auth: r}, nil
 }
 
-func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *Record, error) {
+func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.Collection, *records.Record, error) {
 	c, r, _, err := s.verifyToken(ctx, token, typ)
 	if errors.Is(err, secret.ErrInvalidToken) {
 		return nil, nil, apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
@@ -190,45 +168,33 @@ func (s *Service) authenticate(ctx context.Context, token, typ string) (*schema.
 		e.Cause = err
 		return nil, nil, e
 	}
-	return c, stripSecrets(r), nil
+	return c, records.StripSecrets(r), nil
 }
 
 // verifyToken checks a token of type typ: its collection, its record and
 // the signature with that record's current key. The record comes back
 // with its secrets. Every failure is secret.ErrInvalidToken, except
 // database errors.
-func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.Collection, *Record, secret.Claims, error) {
+func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.Collection, *records.Record, secret.Claims, error) {
 	claims, err := secret.Peek(token)
 	if err != nil || claims.Type != typ {
 		return nil, nil, claims, secret.ErrInvalidToken
 	}
-	c, err := s.Collection(ctx, claims.CollectionID)
+	c, err := s.Records.Collection(ctx, claims.CollectionID)
 	if err != nil {
-		return nil, nil, claims, s.queryErr(err)
+		return nil, nil, claims, s.Records.QueryErr(err)
 	}
 	if c == nil || !c.IsAuth() || c.ID != claims.CollectionID {
 		return nil, nil, claims, secret.ErrInvalidToken
 	}
 	// A token of a session loads its record only while the session is
 	// open: one query checks both.
-	var r *Record
+	var r *records.Record
 	if claims.SessionID != "" {
-		d := s.DB.Dialect
-		b := sqldb.NewBuilder(d)
-		fields, cols := columns(d, c, "r", true)
-		rows, qerr := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(claims.ID)+
-			" AND EXISTS (SELECT 1 FROM _sessions ss WHERE ss.id = "+b.Arg(claims.SessionID)+" AND ss.collection = "+b.Arg(c.ID)+" AND ss.record = r."+d.Quote("id")+")")
-		if qerr != nil {
-			return nil, nil, claims, s.queryErr(qerr)
+		if r, err = s.Records.FindAuthInSession(ctx, c, claims.ID, claims.SessionID); err != nil {
+			return nil, nil, claims, err
 		}
-		recs, serr := scanRecords(rows, c, fields)
-		if serr != nil {
-			return nil, nil, claims, s.queryErr(serr)
-		}
-		if len(recs) > 0 {
-			r = recs[0]
-		}
-	} else if r, err = s.authRecord(ctx, c, "id", claims.ID); err != nil {
+	} else if r, err = s.Records.FindAuth(ctx, c, "id", claims.ID); err != nil {
 		return nil, nil, claims, err
 	}
 	if r == nil {
@@ -242,8 +208,8 @@ func (s *Service) verifyToken(ctx context.Context, token, typ string) (*schema.C
 
 // AuthRecordWithKey reloads an auth record with its token key, for
 // issuing a fresh token on refresh.
-func (s *Service) AuthRecordWithKey(ctx context.Context, c *schema.Collection, id string) (*Record, error) {
-	return s.authRecord(ctx, c, "id", id)
+func (s *Service) AuthRecordWithKey(ctx context.Context, c *schema.Collection, id string) (*records.Record, error) {
+	return s.Records.FindAuth(ctx, c, "id", id)
 }
 
 // Session is one signed-in device.
@@ -256,7 +222,7 @@ type Session struct {
 }
 
 // StartSession records a login and issues its token.
-func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *Record, userAgent, ip string) (string, error) {
+func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *records.Record, userAgent, ip string) (string, error) {
 	sid := schema.RandomString(20)
 	if len(userAgent) > 300 {
 		userAgent = userAgent[:300]
@@ -271,7 +237,7 @@ func (s *Service) StartSession(ctx context.Context, c *schema.Collection, r *Rec
 
 // RefreshSession issues a fresh token for the session of token, if it is
 // still open.
-func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *Record, token string) (string, error) {
+func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *records.Record, token string) (string, error) {
 	claims, err := secret.Peek(token)
 	if err != nil {
 		return "", apierr.New(http.StatusUnauthorized, "The request requires a valid auth token.")
@@ -279,7 +245,7 @@ func (s *Service) RefreshSession(ctx context.Context, c *schema.Collection, r *R
 	return s.sessionToken(c, r, claims.SessionID)
 }
 
-func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (string, error) {
+func (s *Service) sessionToken(c *schema.Collection, r *records.Record, sid string) (string, error) {
 	now := time.Now()
 	tok, err := secret.Sign(secret.Claims{
 		ID: r.ID(), CollectionID: c.ID, Type: secret.TypeAuth, IssuedAt: now.Unix(), SessionID: sid,
@@ -293,7 +259,7 @@ func (s *Service) sessionToken(c *schema.Collection, r *Record, sid string) (str
 
 // Sessions lists the caller's open sessions; current marks the one of
 // the token making the request.
-func (s *Service) Sessions(ctx context.Context, caller *Caller, token string) ([]Session, error) {
+func (s *Service) Sessions(ctx context.Context, caller *records.Caller, token string) ([]Session, error) {
 	current := ""
 	if claims, err := secret.Peek(token); err == nil {
 		current = claims.SessionID
@@ -318,7 +284,7 @@ func (s *Service) Sessions(ctx context.Context, caller *Caller, token string) ([
 }
 
 // RevokeSession signs one of the caller's devices out.
-func (s *Service) RevokeSession(ctx context.Context, caller *Caller, sid string) error {
+func (s *Service) RevokeSession(ctx context.Context, caller *records.Caller, sid string) error {
 	b := sqldb.NewBuilder(s.DB.Dialect)
 	res, err := b.Exec(ctx, s.DB.Write, "DELETE FROM _sessions WHERE id = "+b.Arg(sid)+" AND collection = "+b.Arg(caller.AuthCollection.ID)+" AND record = "+b.Arg(caller.Auth.ID()))
 	if err != nil {

@@ -1,4 +1,4 @@
-package records
+package identity
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/mail"
+	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/settings"
@@ -29,12 +30,6 @@ func duration(sec, def int64) time.Duration {
 		sec = def
 	}
 	return time.Duration(sec) * time.Second
-}
-
-// system is the identity the flows write as: rules do not apply to them.
-func (s *Service) system() *Caller {
-	c := s.Schema().Get(schema.SuperusersName)
-	return &Caller{AuthCollection: c, Auth: &Record{Collection: c, Values: map[string]any{"id": "system"}}}
 }
 
 func errMailOff() *apierr.Error {
@@ -65,7 +60,7 @@ type mailJob struct {
 func (s *Service) RegisterMailJobs(q *mail.Queue) {
 	s.Mail = q
 	q.Handle(jobVerification, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
-		r, err := s.authRecord(ctx, c, "email", j.Email)
+		r, err := s.Records.FindAuth(ctx, c, "email", j.Email)
 		if err != nil || r == nil || r.Values["verified"] == true {
 			return nil, err
 		}
@@ -73,7 +68,7 @@ func (s *Service) RegisterMailJobs(q *mail.Queue) {
 			duration(c.Auth.VerificationTokenDuration, 3*24*3600))
 	}))
 	q.Handle(jobPasswordReset, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
-		r, err := s.authRecord(ctx, c, "email", j.Email)
+		r, err := s.Records.FindAuth(ctx, c, "email", j.Email)
 		if err != nil || r == nil {
 			return nil, err
 		}
@@ -81,7 +76,7 @@ func (s *Service) RegisterMailJobs(q *mail.Queue) {
 			duration(c.Auth.PasswordResetTokenDuration, 1800))
 	}))
 	q.Handle(jobEmailChange, s.resolve(func(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
-		r, err := s.authRecord(ctx, c, "id", j.Record)
+		r, err := s.Records.FindAuth(ctx, c, "id", j.Record)
 		if err != nil || r == nil {
 			return nil, err
 		}
@@ -118,7 +113,7 @@ func (s *Service) enqueueMail(ctx context.Context, kind string, j mailJob) error
 		return errMailOff()
 	}
 	if err := s.Mail.Enqueue(ctx, s.DB.Write, kind, j); err != nil {
-		return s.queryErr(err)
+		return s.Records.QueryErr(err)
 	}
 	return nil
 }
@@ -134,7 +129,7 @@ func requestEmail(email string) (string, error) {
 }
 
 // flowMessage signs a flow token for r and renders template tmpl for to.
-func (s *Service) flowMessage(ctx context.Context, c *schema.Collection, r *Record, typ, tmpl, to, action string, ttl time.Duration) (*mail.Message, error) {
+func (s *Service) flowMessage(ctx context.Context, c *schema.Collection, r *records.Record, typ, tmpl, to, action string, ttl time.Duration) (*mail.Message, error) {
 	st, err := settings.Load(ctx, s.DB)
 	if err != nil {
 		return nil, err
@@ -171,7 +166,7 @@ func hostOf(u string) string {
 
 // checkFlowToken verifies a flow token for collection c and returns the
 // record it names (with its secrets).
-func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, token, typ string) (*Record, secret.Claims, error) {
+func (s *Service) checkFlowToken(ctx context.Context, c *schema.Collection, token, typ string) (*records.Record, secret.Claims, error) {
 	tc, r, claims, err := s.verifyToken(ctx, token, typ)
 	if errors.Is(err, secret.ErrInvalidToken) || (err == nil && tc.ID != c.ID) {
 		return nil, claims, apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "Invalid or expired token.")
@@ -215,7 +210,7 @@ func (s *Service) ConfirmVerification(ctx context.Context, c *schema.Collection,
 	if claims.Email != r.String("email") || r.Values["verified"] == true {
 		return apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "The token was already used or the email changed.")
 	}
-	_, err = s.Update(ctx, s.system(), c, r.ID(), map[string]any{"verified": true})
+	_, err = s.Records.Update(ctx, s.Records.System(), c, r.ID(), map[string]any{"verified": true})
 	return err
 }
 
@@ -242,12 +237,12 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, c *schema.Collection
 	if password != confirm {
 		return apierr.BadRequest("Failed to reset the password.").With("passwordConfirm", "validation_values_mismatch", "Values don't match.")
 	}
-	_, err = s.Update(ctx, s.system(), c, r.ID(), map[string]any{"password": password})
+	_, err = s.Records.Update(ctx, s.Records.System(), c, r.ID(), map[string]any{"password": password})
 	return err
 }
 
 // RequestEmailChange mails a confirmation link to newEmail for the caller.
-func (s *Service) RequestEmailChange(ctx context.Context, caller *Caller, c *schema.Collection, newEmail string) error {
+func (s *Service) RequestEmailChange(ctx context.Context, caller *records.Caller, c *schema.Collection, newEmail string) error {
 	if caller.Auth == nil || caller.AuthCollection.ID != c.ID {
 		return apierr.New(http.StatusUnauthorized, "The request requires a valid auth token of this collection.")
 	}
@@ -256,7 +251,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, caller *Caller, c *sch
 		return apierr.BadRequest("Invalid email.").With("newEmail", "validation_invalid_email", "Must be a valid email address.")
 	}
 	newEmail = schema.NormalizeIdentity(v.(string))
-	if taken, err := s.authRecord(ctx, c, "email", newEmail); err != nil {
+	if taken, err := s.Records.FindAuth(ctx, c, "email", newEmail); err != nil {
 		return err
 	} else if taken != nil {
 		return apierr.BadRequest("Invalid email.").With("newEmail", "validation_not_unique", "Value must be unique.")
@@ -277,7 +272,7 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, c *schema.Collection, 
 	if claims.Email == r.String("email") {
 		return apierr.BadRequest("Invalid or expired token.").With("token", "validation_invalid_token", "The token was already used.")
 	}
-	_, err = s.Update(ctx, s.system(), c, r.ID(), map[string]any{"email": claims.Email, "verified": true})
+	_, err = s.Records.Update(ctx, s.Records.System(), c, r.ID(), map[string]any{"email": claims.Email, "verified": true})
 	if err != nil {
 		return err
 	}

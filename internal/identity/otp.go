@@ -1,4 +1,4 @@
-package records
+package identity
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/mail"
+	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -54,7 +55,7 @@ func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJo
 	if !c.Auth.OTP.Enabled {
 		return nil, nil
 	}
-	r, err := s.authRecord(ctx, c, "email", j.Email)
+	r, err := s.Records.FindAuth(ctx, c, "email", j.Email)
 	if err != nil || r == nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJo
 // AuthWithOTP checks a code and returns the record it was sent to. The
 // code is single-use; wrong guesses count against it. Receiving the code
 // proves the address, so the record becomes verified.
-func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, code string) (*Record, error) {
+func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, code string) (*records.Record, error) {
 	bad := apierr.BadRequest("Invalid or expired code.").With("password", "validation_invalid_otp", "Invalid or expired code.")
 	if !c.Auth.OTP.Enabled {
 		return nil, apierr.BadRequest("One-time passwords are not enabled for this collection.")
@@ -136,12 +137,12 @@ func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, 
 	if !matched {
 		return nil, bad
 	}
-	r, err := s.authRecord(ctx, c, "id", recID)
+	r, err := s.Records.FindAuth(ctx, c, "id", recID)
 	if err != nil || r == nil {
 		return nil, bad
 	}
 	if r.Values["verified"] != true {
-		if _, err := s.Update(ctx, s.system(), c, r.ID(), map[string]any{"verified": true}); err != nil {
+		if _, err := s.Records.Update(ctx, s.Records.System(), c, r.ID(), map[string]any{"verified": true}); err != nil {
 			return nil, err
 		}
 		r.Values["verified"] = true
@@ -154,7 +155,7 @@ func (s *Service) AuthWithOTP(ctx context.Context, c *schema.Collection, otpID, 
 // already succeeded for the same record, the login completes (nil
 // error). Otherwise it records this method and returns a 401 carrying the
 // mfaId to present with the next method.
-func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Record, method, mfaID string) error {
+func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *records.Record, method, mfaID string) error {
 	if !c.Auth.MFA.Enabled {
 		return nil
 	}
@@ -187,10 +188,7 @@ func (s *Service) SecondFactor(ctx context.Context, c *schema.Collection, r *Rec
 
 // PasswordFactor checks identity and password and returns the record
 // with its token key, for the MFA step before a token is issued.
-func (s *Service) PasswordFactor(ctx context.Context, c *schema.Collection, identity, password string) (*Record, error) {
+func (s *Service) PasswordFactor(ctx context.Context, c *schema.Collection, identity, password string) (*records.Record, error) {
 	_, r, err := s.authWithPassword(ctx, c, identity, password, false)
 	return r, err
 }
-
-// StripSecrets removes the password hash and token key from r.
-func StripSecrets(r *Record) *Record { return stripSecrets(r) }

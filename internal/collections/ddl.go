@@ -1,4 +1,4 @@
-package core
+package collections
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ func DecodeCollection(body []byte, base *schema.Collection) (*schema.Collection,
 	return c, nil
 }
 
-func (a *App) lookupWith(extra *schema.Collection) schema.Lookup {
+func (a *Service) lookupWith(extra *schema.Collection) schema.Lookup {
 	snap := a.Schema()
 	return func(key string) *schema.Collection {
 		if extra != nil && (key == extra.ID || strings.EqualFold(key, extra.Name)) {
@@ -61,7 +61,7 @@ func (a *App) lookupWith(extra *schema.Collection) schema.Lookup {
 // validateRules compiles every rule of every collection against the
 // prospective schema, so a change that breaks a rule (a renamed field
 // referenced elsewhere, say) is refused before any DDL runs.
-func (a *App) validateRules(next *schema.Snapshot) error {
+func (a *Service) validateRules(next *schema.Snapshot) error {
 	for _, c := range next.All() {
 		for _, name := range []string{schema.RuleList, schema.RuleView, schema.RuleCreate, schema.RuleUpdate, schema.RuleDelete, "manageRule"} {
 			r := c.Rule(name)
@@ -115,7 +115,7 @@ func checkViewQuery(q string) (string, error) {
 
 // CreateCollection validates c, creates its table (or view) and indexes
 // and records it, all in one transaction.
-func (a *App) CreateCollection(ctx context.Context, c *schema.Collection) (*schema.Collection, error) {
+func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*schema.Collection, error) {
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
 	if err := a.Reload(ctx); err != nil {
@@ -196,7 +196,7 @@ func ddlErr(err error) error {
 	return e
 }
 
-func (a *App) createStorage(ctx context.Context, tx *sql.Tx, c *schema.Collection) error {
+func (a *Service) createStorage(ctx context.Context, tx *sql.Tx, c *schema.Collection) error {
 	d := a.DB.Dialect
 	if c.IsView() {
 		if _, err := tx.ExecContext(ctx, sqldb.CreateView(d, c.Name, c.ViewQuery)); err != nil {
@@ -228,7 +228,7 @@ func partialIndex(c *schema.Collection, ix schema.Index) bool {
 // inferViewFields derives a view's fields from its result columns. Fields
 // the definition already declares (to mark a column as a relation, say)
 // are kept when the column exists.
-func (a *App) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Collection) error {
+func (a *Service) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Collection) error {
 	cols, err := a.DB.Dialect.ViewColumns(ctx, tx, c.ViewQuery)
 	if err != nil {
 		return err
@@ -282,7 +282,7 @@ func (a *App) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Collect
 // UpdateCollection applies next (a full definition, usually from
 // DecodeCollection over the current one) as DDL in one transaction:
 // fields are matched by id, so a renamed field keeps its data.
-func (a *App) UpdateCollection(ctx context.Context, next *schema.Collection) (*schema.Collection, error) {
+func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection) (*schema.Collection, error) {
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
 	if err := a.Reload(ctx); err != nil {
@@ -432,7 +432,7 @@ func indexEqual(a, b schema.Index) bool {
 // alterTable moves the table of old to next: drop stale indexes, rename
 // the table, drop removed columns, rename columns (through temporary
 // names, so swaps work), add new columns, create new indexes.
-func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Collection) error {
+func (a *Service) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Collection) error {
 	d := a.DB.Dialect
 	exec := func(q string) error { _, err := tx.ExecContext(ctx, q); return err }
 	for _, ox := range old.Indexes {
@@ -499,7 +499,7 @@ func (a *App) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.Coll
 }
 
 // DeleteCollection drops a collection that nothing else refers to.
-func (a *App) DeleteCollection(ctx context.Context, idOrName string) error {
+func (a *Service) DeleteCollection(ctx context.Context, idOrName string) error {
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
 	if err := a.Reload(ctx); err != nil {

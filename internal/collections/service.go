@@ -1,7 +1,8 @@
-// Package core wires a database, the schema and the record service into an
-// App: it bootstraps Plinth's system tables, keeps the collection snapshot
-// current and applies schema changes as DDL.
-package core
+// Package collections owns the schema: it bootstraps Plinth's system
+// tables and migrations, keeps this node's collection snapshot current
+// (across nodes too), applies schema changes as DDL, and serves the
+// collections API.
+package collections
 
 import (
 	"context"
@@ -21,8 +22,8 @@ import (
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
-// App is one running Plinth node.
-type App struct {
+// Service owns the collections of one node.
+type Service struct {
 	DB      *sqldb.DB
 	Records *records.Service
 	Log     *slog.Logger
@@ -33,12 +34,12 @@ type App struct {
 	schemaMu sync.Mutex
 }
 
-// New bootstraps db and returns an App over it.
-func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon2Params) (*App, error) {
+// New bootstraps db and returns the service over it.
+func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon2Params) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{DB: db, Log: log}
+	a := &Service{DB: db, Log: log}
 	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log}
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon
 }
 
 // Schema returns the current collection snapshot.
-func (a *App) Schema() *schema.Snapshot { return a.snap.Load() }
+func (a *Service) Schema() *schema.Snapshot { return a.snap.Load() }
 
 // storedCollection is the persisted form: the API shape plus secrets.
 type storedCollection struct {
@@ -55,7 +56,7 @@ type storedCollection struct {
 	AuthSecret string `json:"authSecret,omitempty"`
 }
 
-func (a *App) bootstrap(ctx context.Context) error {
+func (a *Service) bootstrap(ctx context.Context) error {
 	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
 		for _, q := range sqldb.SystemDDL() {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
@@ -87,11 +88,11 @@ func (a *App) bootstrap(ctx context.Context) error {
 // migration is a one-time change to the system state, recorded by name.
 type migration struct {
 	name string
-	run  func(ctx context.Context, a *App) error
+	run  func(ctx context.Context, a *Service) error
 }
 
 var migrations = []migration{
-	{"0001_superusers", func(ctx context.Context, a *App) error {
+	{"0001_superusers", func(ctx context.Context, a *Service) error {
 		if a.Schema().Get(schema.SuperusersName) != nil {
 			return nil
 		}
@@ -102,7 +103,7 @@ var migrations = []migration{
 	}},
 }
 
-func (a *App) migrate(ctx context.Context) error {
+func (a *Service) migrate(ctx context.Context) error {
 	for _, m := range migrations {
 		b := sqldb.NewBuilder(a.DB.Dialect)
 		var n int
@@ -127,7 +128,7 @@ func (a *App) migrate(ctx context.Context) error {
 }
 
 // SchemaVersion reads the stored schema version.
-func (a *App) SchemaVersion(ctx context.Context, q sqldb.Querier) (int64, error) {
+func (a *Service) SchemaVersion(ctx context.Context, q sqldb.Querier) (int64, error) {
 	b := sqldb.NewBuilder(a.DB.Dialect)
 	var v string
 	if err := b.QueryRow(ctx, q, "SELECT value FROM _meta WHERE key = "+b.Arg("schema_version")).Scan(&v); err != nil {
@@ -137,7 +138,7 @@ func (a *App) SchemaVersion(ctx context.Context, q sqldb.Querier) (int64, error)
 }
 
 // Reload reads all collections from the database into a new snapshot.
-func (a *App) Reload(ctx context.Context) error {
+func (a *Service) Reload(ctx context.Context) error {
 	tx, err := a.DB.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
@@ -201,14 +202,14 @@ func encodeCollection(c *schema.Collection) (string, error) {
 
 // bumpVersion increments the schema version inside a schema-changing
 // transaction; the row lock orders concurrent changes from several nodes.
-func (a *App) bumpVersion(ctx context.Context, tx *sql.Tx) error {
+func (a *Service) bumpVersion(ctx context.Context, tx *sql.Tx) error {
 	b := sqldb.NewBuilder(a.DB.Dialect)
 	_, err := b.Exec(ctx, tx, "UPDATE _meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = "+b.Arg("schema_version"))
 	return err
 }
 
 // UpsertSuperuser creates or updates (password) the superuser with email.
-func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error {
+func (a *Service) UpsertSuperuser(ctx context.Context, email, password string) error {
 	c := a.Schema().Get(schema.SuperusersName)
 	su := &records.Caller{AuthCollection: c, Auth: &records.Record{Collection: c, Values: map[string]any{"id": "cli"}}}
 	email = schema.NormalizeIdentity(email)
@@ -225,7 +226,7 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 }
 
 // DeleteSuperuser removes the superuser with email; it reports whether one existed.
-func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
+func (a *Service) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	c := a.Schema().Get(schema.SuperusersName)
 	b := sqldb.NewBuilder(a.DB.Dialect)
 	res, err := b.Exec(ctx, a.DB.Write, "DELETE FROM "+a.DB.Dialect.Quote(c.Name)+" WHERE email = "+b.Arg(schema.NormalizeIdentity(email)))

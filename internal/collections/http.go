@@ -1,0 +1,108 @@
+package collections
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/web"
+)
+
+// Refresh re-reads the stored schema and reports whether it changed.
+// Single-node engines (no notifier) have nothing to catch up with.
+func (a *Service) Refresh(ctx context.Context) (bool, error) {
+	if a.DB.Notifier == nil {
+		return false, nil
+	}
+	before := a.Schema().Version
+	if err := a.Reload(ctx); err != nil {
+		return false, err
+	}
+	return a.Schema().Version != before, nil
+}
+
+// redact hides OAuth2 client secrets: they can be set, never read back
+// (an update that omits one keeps it).
+func redact(c *schema.Collection) *schema.Collection {
+	if c == nil || c.Auth == nil || len(c.Auth.OAuth2.Providers) == 0 {
+		return c
+	}
+	cp := c.Clone()
+	for i := range cp.Auth.OAuth2.Providers {
+		cp.Auth.OAuth2.Providers[i].ClientSecret = ""
+	}
+	return cp
+}
+
+// HandleList answers GET /api/collections (superusers).
+func (a *Service) HandleList(w http.ResponseWriter, r *http.Request) error {
+	all := a.Schema().All()
+	out := make([]*schema.Collection, len(all))
+	for i, c := range all {
+		out[i] = redact(c)
+	}
+	return web.JSON(w, http.StatusOK, map[string]any{"page": 1, "perPage": len(out), "totalItems": len(out), "totalPages": 1, "items": out})
+}
+
+// HandleView answers GET /api/collections/{collection}.
+func (a *Service) HandleView(w http.ResponseWriter, r *http.Request) error {
+	c, err := records.Collection(r.Context(), a, r.PathValue("collection"))
+	if err != nil {
+		return err
+	}
+	return web.JSON(w, http.StatusOK, redact(c))
+}
+
+// HandleCreate answers POST /api/collections.
+func (a *Service) HandleCreate(w http.ResponseWriter, r *http.Request) error {
+	raw, err := web.ReadJSON(r)
+	if err != nil {
+		return err
+	}
+	c, err := DecodeCollection(raw, nil)
+	if err != nil {
+		return err
+	}
+	c.System = false
+	out, err := a.CreateCollection(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	return web.JSON(w, http.StatusOK, redact(out))
+}
+
+// HandleUpdate answers PATCH /api/collections/{collection}.
+func (a *Service) HandleUpdate(w http.ResponseWriter, r *http.Request) error {
+	cur, err := records.Collection(r.Context(), a, r.PathValue("collection"))
+	if err != nil {
+		return err
+	}
+	raw, err := web.ReadJSON(r)
+	if err != nil {
+		return err
+	}
+	next, err := DecodeCollection(raw, cur)
+	if err != nil {
+		return err
+	}
+	next.ID = cur.ID
+	out, err := a.UpdateCollection(r.Context(), next)
+	if err != nil {
+		return err
+	}
+	return web.JSON(w, http.StatusOK, redact(out))
+}
+
+// HandleDelete answers DELETE /api/collections/{collection}; the
+// collection's stored files go with it.
+func (a *Service) HandleDelete(w http.ResponseWriter, r *http.Request) error {
+	c := a.Schema().Get(r.PathValue("collection"))
+	if err := a.DeleteCollection(r.Context(), r.PathValue("collection")); err != nil {
+		return err
+	}
+	if c != nil && a.Records.Files != nil {
+		a.Records.Files.DeletePrefix(r.Context(), c.ID+"/")
+	}
+	return web.NoContent(w)
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"github.com/plinthhq/plinth/internal/files"
+	"github.com/plinthhq/plinth/internal/identity"
+	"github.com/plinthhq/plinth/internal/records"
+	"github.com/plinthhq/plinth/internal/settings"
+	"github.com/plinthhq/plinth/internal/web"
+)
+
+// route is one line of the route table.
+type route struct {
+	pattern string
+	handler web.Handler
+}
+
+// routes is the route table: every endpoint Plinth serves, in one place.
+// Handlers live with their feature; "superuser" marks the endpoints only
+// superusers may call.
+func (s *Server) routes() []route {
+	cols := s.deps.Collections
+	recs := &records.Handlers{Records: cols.Records, Schema: cols, Files: cols.Records.Files}
+	auth := &identity.Handlers{Identity: s.deps.Identity, Schema: cols, TrustedProxies: s.opts.TrustedProxies,
+		PerIP: rateLimiter(s.opts.AuthRatePerIP, 60), PerAccount: rateLimiter(s.opts.AuthRatePerAccount, 10)}
+	fileHandlers := &files.Handlers{Storage: cols.Records.Files, Thumbs: files.NewThumbnailer(s.opts.ThumbMemory),
+		Access: fileAccess{cols: cols, id: s.deps.Identity}}
+	st := &settings.Handlers{DB: cols.DB}
+	const c = "/api/collections/{collection}"
+	table := []route{
+		{"GET /api/health", health},
+
+		{"GET /api/collections", superuser(cols.HandleList)},
+		{"POST /api/collections", superuser(cols.HandleCreate)},
+		{"GET " + c, superuser(cols.HandleView)},
+		{"PATCH " + c, superuser(cols.HandleUpdate)},
+		{"DELETE " + c, superuser(cols.HandleDelete)},
+
+		{"GET " + c + "/records", recs.List},
+		{"POST " + c + "/records", recs.Create},
+		{"GET " + c + "/records/{id}", recs.View},
+		{"PATCH " + c + "/records/{id}", recs.Update},
+		{"DELETE " + c + "/records/{id}", recs.Delete},
+
+		{"POST /api/superusers/auth-with-password", auth.SuperuserAuth},
+		{"POST " + c + "/auth-with-password", auth.AuthWithPassword},
+		{"POST " + c + "/auth-refresh", auth.AuthRefresh},
+		{"GET " + c + "/auth-methods", auth.AuthMethods},
+		{"POST " + c + "/request-otp", auth.RequestOTP},
+		{"POST " + c + "/auth-with-otp", auth.AuthWithOTP},
+		{"POST " + c + "/auth-with-oauth2", auth.AuthWithOAuth2},
+		{"POST " + c + "/impersonate/{id}", superuser(auth.Impersonate)},
+		{"POST " + c + "/request-verification", auth.RequestVerification()},
+		{"POST " + c + "/confirm-verification", auth.ConfirmVerification()},
+		{"POST " + c + "/request-password-reset", auth.RequestPasswordReset()},
+		{"POST " + c + "/confirm-password-reset", auth.ConfirmPasswordReset()},
+		{"POST " + c + "/request-email-change", auth.RequestEmailChange()},
+		{"POST " + c + "/confirm-email-change", auth.ConfirmEmailChange()},
+		{"POST " + c + "/logout-all", auth.LogoutAll},
+		{"GET " + c + "/sessions", auth.ListSessions},
+		{"DELETE " + c + "/sessions/{sid}", auth.RevokeSession},
+
+		{"GET /api/settings", superuser(st.Get)},
+		{"PATCH /api/settings", superuser(st.Patch)},
+
+		{"GET /api/files/{collection}/{record}/{filename}", fileHandlers.Serve},
+		{"POST /api/files/token", auth.FileToken},
+
+		{"/api/", notFound},
+	}
+	if rt := s.deps.Realtime; rt != nil {
+		table = append(table,
+			route{"GET /api/realtime", rt.HandleSSE},
+			route{"POST /api/realtime", rt.HandleSubscribe},
+			route{"GET /api/realtime/ws", rt.HandleWS},
+		)
+	}
+	return table
+}
