@@ -9,7 +9,6 @@
 package plinth
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,89 +39,6 @@ import (
 // -ldflags "-X github.com/plinthhq/plinth.Version=v1.2.3".
 var Version = "dev"
 
-// Config configures an App. The zero value runs on embedded SQLite in
-// ./plinth_data.
-type Config struct {
-	// DataDir holds the SQLite database and, later, uploaded files.
-	DataDir string
-	// DB selects the database: empty for embedded SQLite in DataDir, or a
-	// postgres:// URL; several nodes may share one PostgreSQL database.
-	DB string
-	// PGMaxConns bounds this node's PostgreSQL connections (default 20).
-	PGMaxConns int
-	// PGStatementTimeout aborts runaway statements (default 30s).
-	PGStatementTimeout time.Duration
-	// Logger receives structured logs (default slog.Default()).
-	Logger *slog.Logger
-	// SQLiteSynchronous overrides PRAGMA synchronous (default FULL: every
-	// acknowledged write is on disk).
-	SQLiteSynchronous string
-	// PasswordHashing tunes argon2id for new password hashes.
-	PasswordHashing HashParams
-	// MaxBodyBytes bounds JSON request bodies (default 16 MiB).
-	MaxBodyBytes int64
-	// CORSOrigins lists allowed browser origins (default any).
-	CORSOrigins []string
-	// Static is served at / for paths outside /api/ (nil: nothing), with
-	// index.html as the fallback for client-side routes.
-	Static fs.FS
-	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
-	ShutdownTimeout time.Duration
-	// S3, when Bucket is set, stores files in an S3-compatible service
-	// instead of DataDir/storage (required when several nodes serve the
-	// same database: local disks are not shared).
-	S3 S3Config
-	// MaxUploadBytes bounds one multipart request (default 1 GiB).
-	MaxUploadBytes int64
-	// BodyGrace and MinBodyRate bound slow request bodies: after the
-	// grace period a body must arrive at MinBodyRate bytes a second on
-	// average, or the request ends with 408 (defaults 10s, 1024; a
-	// negative rate disables it).
-	BodyGrace   time.Duration
-	MinBodyRate int64
-	// MaxRequestsPerIP caps requests in flight per client IP, realtime
-	// streams included (default 512; negative: no cap).
-	MaxRequestsPerIP int
-	// FileSweepInterval is how often stored files no committed record
-	// references (left by crashes) are removed, at start and then
-	// periodically (default 1h; negative: never); FileSweepAge is how old
-	// such a file must be, so uploads in flight are never touched
-	// (default 1h).
-	FileSweepInterval, FileSweepAge time.Duration
-	// ThumbMemory is the memory all thumbnail decodes share (default 256
-	// MiB): an image whose decode would need more is served unscaled.
-	ThumbMemory int64
-	// AuthRatePerIP and AuthRatePerAccount bound login attempts a minute
-	// (0: defaults 60 per IP, 10 per account; negative: off).
-	AuthRatePerIP, AuthRatePerAccount float64
-	// TrustedProxies lists proxy networks (CIDR) whose X-Forwarded-For
-	// header gives the client IP.
-	TrustedProxies []string
-	// MailMaxAttempts bounds delivery attempts of one queued email
-	// (default 10); MailRetryBase is the first retry delay, doubling up to
-	// 10 minutes (default 5s).
-	MailMaxAttempts int
-	MailRetryBase   time.Duration
-	// SchemaPoll is how often a node sharing a database with others
-	// re-checks the schema version, as a backstop to notifications
-	// (default 10s).
-	SchemaPoll time.Duration
-}
-
-// S3Config locates a bucket in any S3-compatible service.
-type S3Config struct {
-	Endpoint, Region, Bucket, AccessKey, SecretKey, Prefix string
-	// PathStyle addresses the bucket in the path (MinIO and most
-	// self-hosted services) rather than in the host name.
-	PathStyle bool
-}
-
-// HashParams tune argon2id; zero fields take the defaults (19 MiB, 2 passes).
-type HashParams struct {
-	MemoryKiB  uint32
-	Iterations uint32
-}
-
 // App is a running Plinth instance.
 type App struct {
 	cfg    Config
@@ -138,22 +54,9 @@ type App struct {
 
 // New opens the database, applies system migrations and builds the API.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = "./plinth_data"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 15 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	argon := secret.DefaultArgon2
-	if cfg.PasswordHashing.MemoryKiB > 0 {
-		argon.Memory = cfg.PasswordHashing.MemoryKiB
-	}
-	if cfg.PasswordHashing.Iterations > 0 {
-		argon.Time = cfg.PasswordHashing.Iterations
-	}
+	argon.Memory, argon.Time = cfg.PasswordHashing.MemoryKiB, cfg.PasswordHashing.Iterations
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -182,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	c.StartSchemaSync(bg, cfg.SchemaPoll)
 	c.StartJanitor(bg, 10*time.Minute)
 	if cfg.FileSweepInterval >= 0 {
-		c.StartFileSweeper(bg, cmp.Or(cfg.FileSweepInterval, time.Hour), cmp.Or(cfg.FileSweepAge, time.Hour))
+		c.StartFileSweeper(bg, cfg.FileSweepInterval, cfg.FileSweepAge)
 	}
 	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.OnChange = broker.Publish
@@ -223,10 +126,13 @@ func openDB(ctx context.Context, cfg Config) (*sqldb.DB, error) {
 // Handler returns the HTTP handler serving the API.
 func (a *App) Handler() http.Handler { return a.http }
 
-// Serve listens on addr until ctx is cancelled, then stops accepting
+// Serve listens on addr (Config.HTTP when empty) until ctx is cancelled, then stops accepting
 // connections, lets in-flight requests finish (up to ShutdownTimeout)
 // and returns. It does not close the database; call Close after.
 func (a *App) Serve(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = a.cfg.HTTP
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

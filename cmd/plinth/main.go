@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth"
-	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/spf13/cobra"
 )
 
@@ -24,69 +23,35 @@ func main() {
 	}
 }
 
-type globals struct {
-	dir          string
-	db           string
-	s3           plinth.S3Config
-	rateIP       float64
-	rateAccount  float64
-	proxies      []string
-	pgMaxConns   int
-	pgStmtTimout time.Duration
-	perIP        int
-	minBodyRate  int64
-	bodyGrace    time.Duration
-	thumbMemory  int64
-}
+// globals is the configuration every command shares: plinth.Config,
+// whose flags and PLINTH_* environment variables are generated from it.
+type globals struct{ cfg plinth.Config }
 
 func (g *globals) config() plinth.Config {
-	db := g.db
-	if db == "" {
-		db = os.Getenv("PLINTH_DB")
-	}
-	s3 := g.s3
-	if s3.SecretKey == "" {
-		s3.SecretKey = os.Getenv("PLINTH_S3_SECRET_KEY") // keeps the secret out of the process list
-	}
-	return plinth.Config{DataDir: g.dir, DB: db, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		PGMaxConns: g.pgMaxConns, PGStatementTimeout: g.pgStmtTimout, S3: s3,
-		AuthRatePerIP: g.rateIP, AuthRatePerAccount: g.rateAccount, TrustedProxies: g.proxies,
-		MaxRequestsPerIP: g.perIP, MinBodyRate: g.minBodyRate, BodyGrace: g.bodyGrace, ThumbMemory: g.thumbMemory}
+	cfg := g.cfg
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return cfg
 }
 
 func root() *cobra.Command {
-	g := &globals{}
+	g := &globals{cfg: plinth.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:           "plinth",
 		Short:         "Plinth: a complete backend in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	cmd.PersistentFlags().StringVar(&g.dir, "dir", "./plinth_data", "data directory (embedded database and files)")
-	cmd.PersistentFlags().StringVar(&g.db, "db", "", "database URL, e.g. postgres://user@host/db (default: embedded SQLite in --dir; env PLINTH_DB)")
-	cmd.PersistentFlags().IntVar(&g.pgMaxConns, "pg-max-conns", 20, "PostgreSQL: maximum open connections of this node")
-	cmd.PersistentFlags().DurationVar(&g.pgStmtTimout, "pg-statement-timeout", 30*time.Second, "PostgreSQL: abort statements running longer than this")
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&g.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for file storage, e.g. https://s3.eu-west-1.amazonaws.com (default: local disk in --dir)")
-	pf.StringVar(&g.s3.Region, "s3-region", "", "S3 region")
-	pf.StringVar(&g.s3.Bucket, "s3-bucket", "", "S3 bucket (enables S3 storage)")
-	pf.StringVar(&g.s3.AccessKey, "s3-access-key", "", "S3 access key")
-	pf.StringVar(&g.s3.SecretKey, "s3-secret-key", "", "S3 secret key (or env PLINTH_S3_SECRET_KEY)")
-	pf.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "address the bucket in the URL path (MinIO and most self-hosted services)")
-	pf.Float64Var(&g.rateIP, "auth-rate-ip", 60, "login attempts a minute per client IP (negative: no limit)")
-	pf.Float64Var(&g.rateAccount, "auth-rate-account", 10, "login attempts a minute per account (negative: no limit)")
-	pf.StringSliceVar(&g.proxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is trusted (repeatable)")
-	pf.IntVar(&g.perIP, "max-requests-per-ip", 512, "requests in flight per client IP, realtime streams included (negative: no cap)")
-	pf.Int64Var(&g.minBodyRate, "min-body-rate", 1024, "bytes a second a request body must average after --body-grace (negative: no minimum)")
-	pf.DurationVar(&g.bodyGrace, "body-grace", 10*time.Second, "time a request body may take before --min-body-rate applies")
-	pf.Int64Var(&g.thumbMemory, "thumb-memory", 256<<20, "bytes of memory all thumbnail decodes share; larger images are served unscaled")
+	if err := g.cfg.BindFlags(cmd.PersistentFlags()); err != nil {
+		// A malformed PLINTH_* variable: say which, before anything runs.
+		cmd.RunE = func(*cobra.Command, []string) error { return err }
+		cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return err }
+	}
 	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
 	return cmd
 }
 
 func serveCmd(g *globals) *cobra.Command {
-	var addr string
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "serve",
 		Short: "Start the HTTP server",
 		Args:  cobra.NoArgs,
@@ -97,13 +62,11 @@ func serveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			serveErr := app.Serve(ctx, addr)
+			serveErr := app.Serve(ctx, "")
 			closeErr := app.Close()
 			return errors.Join(serveErr, closeErr)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:8090", "address to listen on")
-	return cmd
 }
 
 func superuserCmd(g *globals) *cobra.Command {
@@ -155,7 +118,7 @@ func superuserCmd(g *globals) *cobra.Command {
 
 // describe renders validation failures readably on the terminal.
 func describe(err error) error {
-	var e *apierr.Error
+	var e *plinth.Error
 	if errors.As(err, &e) && len(e.Data) > 0 {
 		var parts []string
 		for k, v := range e.Data {
@@ -189,7 +152,6 @@ func versionCmd() *cobra.Command {
 }
 
 func demoCmd(g *globals) *cobra.Command {
-	var addr string
 	var o plinth.DemoOptions
 	var noServe bool
 	cmd := &cobra.Command{
@@ -220,14 +182,13 @@ func demoCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "seeded %d users, %d posts, %d follows, %d likes in %s\n", o.Users, o.Posts, o.Follows, o.Likes, time.Since(start).Round(time.Millisecond))
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "log in as user00001@example.com / %s at http://%s/\n", plinth.DemoPassword, addr)
+			fmt.Fprintf(cmd.ErrOrStderr(), "log in as user00001@example.com / %s at http://%s/\n", plinth.DemoPassword, cfg.HTTP)
 			if noServe {
 				return nil
 			}
-			return app.Serve(ctx, addr)
+			return app.Serve(ctx, "")
 		},
 	}
-	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:8090", "address to listen on")
 	cmd.Flags().IntVar(&o.Users, "users", 10000, "users to seed")
 	cmd.Flags().IntVar(&o.Posts, "posts", 100000, "posts to seed")
 	cmd.Flags().IntVar(&o.Follows, "follows", 50000, "follows to seed")
