@@ -44,7 +44,7 @@ type App struct {
 	cfg    Config
 	db     *sqldb.DB
 	core   *collections.Service
-	http   http.Handler
+	http   *server.Server
 	stop   context.CancelFunc
 	broker *realtime.Broker
 	// mailDone is closed when the mail sender has stopped, so Close does
@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		c.StartFileSweeper(bg, cfg.FileSweepInterval, cfg.FileSweepAge)
 	}
 	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
-	c.Records.OnChange = broker.Publish
+	c.Records.Subscribe(broker.Publish)
 	go broker.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone}
 	var proxies []netip.Prefix

@@ -34,13 +34,11 @@ type Service struct {
 	Log *slog.Logger
 	// Files stores file field contents (nil: file fields are refused).
 	Files files.Storage
-	// OnChange, when set, receives every committed change, after the
-	// commit, including those made by cascades. It must not block.
-	OnChange func(Change)
 	// Mail queues the email flows' messages (set by RegisterMailJobs).
 	Mail *mail.Queue
 
 	rules sync.Map // rule text -> rules.Expr, rules are few and reused
+	hooks hooks
 }
 
 // Change actions.
@@ -58,15 +56,6 @@ type Change struct {
 	Record *Record
 }
 
-// emit hands committed changes to OnChange.
-func (s *Service) emit(changes []Change) {
-	if s.OnChange == nil {
-		return
-	}
-	for _, c := range changes {
-		s.OnChange(c)
-	}
-}
 
 // Limits of the list API.
 const (

@@ -498,6 +498,9 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	if c.CreateRule == nil && !su {
 		return nil, errSuperusersOnly()
 	}
+	if err := s.runBefore(ctx, ActionCreate, caller, c, "", body); err != nil {
+		return nil, err
+	}
 	p, _, err := s.prepare(caller, c, body, nil)
 	if err != nil {
 		return nil, s.writeErr(c, err)
@@ -569,6 +572,9 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	su := caller.Superuser()
 	if c.UpdateRule == nil && !su {
 		return nil, errSuperusersOnly()
+	}
+	if err := s.runBefore(ctx, ActionUpdate, caller, c, id, body); err != nil {
+		return nil, err
 	}
 	d := s.DB.Dialect
 	var rec, before *Record
@@ -652,6 +658,9 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	su := caller.Superuser()
 	if c.DeleteRule == nil && !su {
 		return errSuperusersOnly()
+	}
+	if err := s.runBefore(ctx, ActionDelete, caller, c, id, nil); err != nil {
+		return err
 	}
 	var changes []Change
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {

@@ -318,3 +318,9 @@ func (a fileAccess) AuthorizeProtected(ctx context.Context, token string, c *sch
 }
 
 var _ files.Access = fileAccess{}
+
+// Handle adds a route of the embedding program. It passes the same
+// middleware as Plinth's own (the caller is in the request context:
+// records.CallerFrom), and a more specific pattern wins over Plinth's
+// catch-all for unknown /api/ paths.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
