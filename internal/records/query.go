@@ -56,7 +56,6 @@ type Change struct {
 	Record *Record
 }
 
-
 // Limits of the list API.
 const (
 	DefaultPerPage = 30
