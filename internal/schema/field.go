@@ -1,12 +1,8 @@
 package schema
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
-	"net/mail"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -28,10 +24,6 @@ const (
 	FieldPassword = "password"
 	FieldFile     = "file"
 )
-
-// FieldTypes lists every field type, for validation and documentation.
-var FieldTypes = []string{FieldText, FieldNumber, FieldBool, FieldEmail, FieldURL, FieldDate,
-	FieldSelect, FieldJSON, FieldRelation, FieldAutodate, FieldPassword, FieldFile}
 
 // Field is one typed attribute of a collection. Options irrelevant to the
 // field's type must be left at their zero value.
@@ -104,20 +96,17 @@ const (
 
 // Multi reports whether the field holds a list of values.
 func (f *Field) Multi() bool {
-	return (f.Type == FieldSelect || f.Type == FieldRelation || f.Type == FieldFile) && f.MaxSelect > 1
+	t := typeOf(f.Type)
+	return t != nil && t.Listable() && f.MaxSelect > 1
 }
 
 // Column returns the storage class of the field.
 func (f *Field) Column() ColumnKind {
-	switch {
-	case f.Multi():
+	if f.Multi() {
 		return ColArray
-	case f.Type == FieldNumber:
-		return ColNumber
-	case f.Type == FieldBool:
-		return ColBool
-	case f.Type == FieldJSON:
-		return ColJSON
+	}
+	if t := typeOf(f.Type); t != nil {
+		return t.Column()
 	}
 	return ColText
 }
@@ -168,190 +157,15 @@ func (f *Field) Regexp() *regexp.Regexp {
 
 // Normalize validates a client-supplied JSON value (as decoded by
 // encoding/json with UseNumber off: string, float64, bool, nil, []any,
-// map[string]any) and returns the value to store. Relation targets are
-// checked by the records layer, which can see the database; passwords are
-// returned as given for the caller to hash.
+// map[string]any) and returns the value to store, by the field's type.
+// Relation targets are checked by the records layer, which can see the
+// database; passwords are returned as given for the caller to hash.
 func (f *Field) Normalize(v any) (any, error) {
-	switch f.Type {
-	case FieldText, FieldPassword:
-		s, err := asString(v)
-		if err != nil {
-			return nil, err
-		}
-		if s == "" {
-			if f.Required {
-				return nil, ErrRequired
-			}
-			return "", nil
-		}
-		if !utf8.ValidString(s) {
-			return nil, verr("validation_invalid_text", "Must be valid UTF-8.")
-		}
-		n := utf8.RuneCountInString(s)
-		if f.Min != nil && float64(n) < *f.Min {
-			return nil, verr("validation_min_text_constraint", "Must be at least %v character(s).", *f.Min)
-		}
-		max := 5000.0
-		if f.Type == FieldPassword {
-			max = 256
-		}
-		if f.Max != nil && *f.Max > 0 {
-			max = *f.Max
-		}
-		if float64(n) > max {
-			return nil, verr("validation_max_text_constraint", "Must be less than %v character(s).", max)
-		}
-		if re := f.Regexp(); re != nil && !re.MatchString(s) {
-			return nil, verr("validation_invalid_format", "Invalid value format.")
-		}
-		return s, nil
-	case FieldNumber:
-		var n float64
-		switch x := v.(type) {
-		case nil:
-		case float64:
-			n = x
-		case json.Number:
-			var err error
-			if n, err = x.Float64(); err != nil {
-				return nil, verr("validation_invalid_number", "Must be a number.")
-			}
-		default:
-			return nil, verr("validation_invalid_number", "Must be a number.")
-		}
-		if math.IsNaN(n) || math.IsInf(n, 0) {
-			return nil, verr("validation_invalid_number", "Must be a finite number.")
-		}
-		if n == 0 && f.Required {
-			return nil, ErrRequired
-		}
-		if f.OnlyInt && n != math.Trunc(n) {
-			return nil, verr("validation_only_int_constraint", "Must be an integer.")
-		}
-		if f.Min != nil && n < *f.Min {
-			return nil, verr("validation_min_number_constraint", "Must be larger than %v.", *f.Min)
-		}
-		if f.Max != nil && n > *f.Max {
-			return nil, verr("validation_max_number_constraint", "Must be less than %v.", *f.Max)
-		}
-		return n, nil
-	case FieldBool:
-		var b bool
-		switch x := v.(type) {
-		case nil:
-		case bool:
-			b = x
-		default:
-			return nil, verr("validation_invalid_bool", "Must be a boolean.")
-		}
-		if !b && f.Required {
-			return nil, ErrRequired
-		}
-		return b, nil
-	case FieldEmail:
-		s, err := asString(v)
-		if err != nil {
-			return nil, err
-		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			if f.Required {
-				return nil, ErrRequired
-			}
-			return "", nil
-		}
-		a, perr := mail.ParseAddress(s)
-		if perr != nil || a.Address != s || len(s) > 254 {
-			return nil, verr("validation_invalid_email", "Must be a valid email address.")
-		}
-		return s, nil
-	case FieldURL:
-		s, err := asString(v)
-		if err != nil {
-			return nil, err
-		}
-		if s == "" {
-			if f.Required {
-				return nil, ErrRequired
-			}
-			return "", nil
-		}
-		u, perr := url.Parse(s)
-		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
-			return nil, verr("validation_invalid_url", "Must be a valid http(s) URL.")
-		}
-		return s, nil
-	case FieldDate:
-		s, err := asString(v)
-		if err != nil {
-			return nil, err
-		}
-		if s == "" {
-			if f.Required {
-				return nil, ErrRequired
-			}
-			return "", nil
-		}
-		t, ok := ParseDate(s)
-		if !ok {
-			return nil, verr("validation_invalid_date", "Must be a valid date (RFC 3339 or YYYY-MM-DD HH:MM:SS.sssZ).")
-		}
-		return FormatDate(t), nil
-	case FieldSelect:
-		return f.normalizeList(v, func(s string) error {
-			for _, ok := range f.Values {
-				if s == ok {
-					return nil
-				}
-			}
-			return verr("validation_invalid_value", "Value %q is not one of the allowed values.", s)
-		})
-	case FieldRelation:
-		return f.normalizeList(v, func(s string) error {
-			if !ValidRecordID(s) {
-				return verr("validation_invalid_relation", "Invalid record id %q.", s)
-			}
-			return nil
-		})
-	case FieldJSON:
-		if v == nil {
-			if f.Required {
-				return nil, ErrRequired
-			}
-			return nil, nil
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, verr("validation_invalid_json", "Must be valid JSON.")
-		}
-		if bytes.Contains(b, []byte(`\u0000`)) {
-			// PostgreSQL's jsonb cannot hold a NUL character.
-			return nil, errInvalidText()
-		}
-		max := int(f.MaxSize)
-		if max <= 0 {
-			max = DefaultJSONMaxSize
-		}
-		if len(b) > max {
-			return nil, verr("validation_json_size_limit", "Must be at most %d bytes of JSON.", max)
-		}
-		if f.Required && (string(b) == `""` || string(b) == "[]" || string(b) == "{}") {
-			return nil, ErrRequired
-		}
-		return string(b), nil
-	case FieldAutodate:
-		return nil, nil // set by the records layer, never by clients
-	case FieldFile:
-		// Names only: which names a request may set (kept or freshly
-		// uploaded) is the records layer's check.
-		return f.normalizeList(v, func(s string) error {
-			if !validFileName(s) {
-				return verr("validation_invalid_file", "Invalid file name %q.", s)
-			}
-			return nil
-		})
+	t := typeOf(f.Type)
+	if t == nil {
+		return nil, verr("validation_unknown_type", "Unknown field type.")
 	}
-	return nil, verr("validation_unknown_type", "Unknown field type.")
+	return t.Normalize(f, v)
 }
 
 // normalizeList handles single- and multi-valued select and relation

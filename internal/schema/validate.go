@@ -235,102 +235,17 @@ func validateField(c *Collection, f *Field, lookup Lookup) *ValueError {
 	if reservedFieldNames[strings.ToLower(f.Name)] {
 		return verr("validation_reserved_name", "Field name %q is reserved.", f.Name)
 	}
-	if !slices.Contains(FieldTypes, f.Type) {
+	t := typeOf(f.Type)
+	if t == nil {
 		return verr("validation_invalid_type", "Unknown field type %q.", f.Type)
-	}
-	if f.Type == FieldPassword && (c.Type != TypeAuth || f.Name != "password") {
-		return verr("validation_invalid_type", "Only the auth system field may be a password.")
-	}
-	if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
-		return verr("validation_invalid_options", "min must not exceed max.")
-	}
-	switch f.Type {
-	case FieldText, FieldNumber, FieldPassword:
-	default:
-		if f.Min != nil || f.Max != nil {
-			return verr("validation_invalid_options", "min/max apply to text and number fields only.")
-		}
-	}
-	if f.Pattern != "" {
-		if f.Type != FieldText {
-			return verr("validation_invalid_options", "pattern applies to text fields only.")
-		}
-		if len(f.Pattern) > 512 {
-			return verr("validation_invalid_options", "pattern is too long.")
-		}
-		if _, err := regexp.Compile(f.Pattern); err != nil {
-			return verr("validation_invalid_pattern", "Invalid pattern: %v.", err)
-		}
-	}
-	if f.OnlyInt && f.Type != FieldNumber {
-		return verr("validation_invalid_options", "onlyInt applies to number fields only.")
 	}
 	if f.MaxSelect < 0 || f.MaxSelect > 1000 {
 		return verr("validation_invalid_options", "maxSelect must be between 0 and 1000.")
 	}
-	switch f.Type {
-	case FieldSelect:
-		if len(f.Values) == 0 {
-			return verr("validation_invalid_options", "A select field needs at least one value.")
-		}
-		seen := map[string]bool{}
-		for _, v := range f.Values {
-			if v == "" || seen[v] || len(v) > 255 {
-				return verr("validation_invalid_options", "Select values must be unique, non-empty and at most 255 bytes.")
-			}
-			seen[v] = true
-		}
-	case FieldRelation:
-		if f.CollectionID == "" {
-			return verr("validation_invalid_options", "A relation field needs collectionId.")
-		}
-		t := lookup(f.CollectionID)
-		if t == nil {
-			return verr("validation_invalid_options", "Unknown relation target %q.", f.CollectionID)
-		}
-		if t.IsView() {
-			return verr("validation_invalid_options", "Relations cannot target view collections.")
-		}
-		f.CollectionID = t.ID // accept a name, store the stable id
-	case FieldAutodate:
-		if !f.OnCreate && !f.OnUpdate {
-			return verr("validation_invalid_options", "An autodate field needs onCreate or onUpdate.")
-		}
-	case FieldJSON:
-		if f.MaxSize < 0 {
-			return verr("validation_invalid_options", "maxSize must be positive.")
-		}
-	case FieldFile:
-		if f.MaxSize < 0 || f.MaxSize > 1<<40 {
-			return verr("validation_invalid_options", "maxSize must be between 0 and 1 TiB.")
-		}
-		if len(f.Thumbs) > 16 || len(f.MimeTypes) > 64 {
-			return verr("validation_invalid_options", "At most 16 thumb sizes and 64 MIME types.")
-		}
-		for _, t := range f.Thumbs {
-			if !thumbSpecRe.MatchString(t) || t == "0x0" {
-				return verr("validation_invalid_options", "Invalid thumb size %q (use WxH, WxHt, WxHb, WxHf, 0xH or Wx0, up to 2000).", t)
-			}
-		}
-		for _, m := range f.MimeTypes {
-			if !strings.Contains(m, "/") || len(m) > 127 {
-				return verr("validation_invalid_options", "Invalid MIME type %q.", m)
-			}
-		}
+	if e := checkOptions(t, f); e != nil {
+		return e
 	}
-	if f.Type != FieldFile && (len(f.MimeTypes) > 0 || len(f.Thumbs) > 0 || f.Protected) {
-		return verr("validation_invalid_options", "mimeTypes, thumbs and protected apply to file fields only.")
-	}
-	if f.Type != FieldSelect && len(f.Values) > 0 {
-		return verr("validation_invalid_options", "values apply to select fields only.")
-	}
-	if f.Type != FieldRelation && (f.CollectionID != "" || f.CascadeDelete) {
-		return verr("validation_invalid_options", "collectionId and cascadeDelete apply to relation fields only.")
-	}
-	if f.MaxSelect > 1 && f.Type != FieldSelect && f.Type != FieldRelation && f.Type != FieldFile {
-		return verr("validation_invalid_options", "maxSelect applies to select, relation and file fields only.")
-	}
-	return nil
+	return t.ValidateOptions(c, f, lookup)
 }
 
 // Snapshot is an immutable view of all collections, swapped atomically when
