@@ -120,6 +120,19 @@ func (q *Queue) Enqueue(ctx context.Context, x sqldb.Querier, kind string, paylo
 	return nil
 }
 
+// RetryNow makes every pending job due at once and wakes the sender: the
+// mail settings changed, so waiting out a backoff computed against the
+// old ones only delays mail. Jobs queued on other nodes follow on their
+// next poll.
+func (q *Queue) RetryNow(ctx context.Context) error {
+	b := sqldb.NewBuilder(q.db.Dialect)
+	if _, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET nextAttempt = "+b.Arg(q.stamp(q.now()))+" WHERE status = 'pending'"); err != nil {
+		return err
+	}
+	q.Wake()
+	return nil
+}
+
 // Wake asks the sender to look for due jobs now (after a commit, say).
 func (q *Queue) Wake() {
 	select {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/records"
@@ -24,7 +26,13 @@ func (s *Server) routes() []route {
 		PerIP: rateLimiter(s.opts.AuthRatePerIP, 60), PerAccount: rateLimiter(s.opts.AuthRatePerAccount, 10)}
 	fileHandlers := &files.Handlers{Storage: cols.Records.Files, Thumbs: files.NewThumbnailer(s.opts.ThumbMemory),
 		Access: fileAccess{cols: cols, id: s.deps.Identity}}
-	st := &settings.Handlers{DB: cols.DB}
+	st := &settings.Handlers{DB: cols.DB, Saved: func(ctx context.Context, _ *settings.Settings) {
+		if q := s.deps.Identity.Mail; q != nil {
+			if err := q.RetryNow(ctx); err != nil {
+				s.log.Warn("mail queue: cannot reschedule after a settings change", "err", err)
+			}
+		}
+	}}
 	const c = "/api/collections/{collection}"
 	table := []route{
 		{"GET /api/health", health},

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -10,7 +11,12 @@ import (
 )
 
 // Handlers serve /api/settings (superusers).
-type Handlers struct{ DB *sqldb.DB }
+type Handlers struct {
+	DB *sqldb.DB
+	// Saved, when set, runs after settings are saved (the mail queue
+	// retries at once with new SMTP settings).
+	Saved func(ctx context.Context, st *Settings)
+}
 
 // redact hides the SMTP password: it can be set, never read back.
 func redact(st *Settings) *Settings {
@@ -47,6 +53,9 @@ func (h *Handlers) Patch(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := Save(r.Context(), h.DB, st); err != nil {
 		return apierr.BadRequest("Invalid settings.").With("settings", "validation_invalid_settings", err.Error())
+	}
+	if h.Saved != nil {
+		h.Saved(r.Context(), st)
 	}
 	return web.JSON(w, http.StatusOK, redact(st))
 }
