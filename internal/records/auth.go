@@ -13,18 +13,8 @@ import (
 // FindAuth loads an auth record with its secrets (password hash, token
 // key) by a unique column; nil when there is none.
 func (s *Service) FindAuth(ctx context.Context, c *schema.Collection, col, val string) (*Record, error) {
-	d := s.DB.Dialect
-	b := sqldb.NewBuilder(d)
-	fields, cols := columns(d, c, "r", true)
-	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote(col)+" = "+b.Arg(val)+" LIMIT 1")
-	if err != nil {
-		return nil, s.queryErr(err)
-	}
-	recs, err := scanRecords(rows, c, fields)
-	if err != nil || len(recs) == 0 {
-		return nil, err
-	}
-	return recs[0], nil
+	b := sqldb.NewBuilder(s.DB.Dialect)
+	return s.first(ctx, s.DB.Read, b, c, true, "r."+s.DB.Dialect.Quote(col)+" = "+b.Arg(val))
 }
 
 // FindAuthInSession loads auth record id with its secrets only while
@@ -32,20 +22,8 @@ func (s *Service) FindAuth(ctx context.Context, c *schema.Collection, col, val s
 func (s *Service) FindAuthInSession(ctx context.Context, c *schema.Collection, id, sid string) (*Record, error) {
 	d := s.DB.Dialect
 	b := sqldb.NewBuilder(d)
-	fields, cols := columns(d, c, "r", true)
-	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE r."+d.Quote("id")+" = "+b.Arg(id)+
+	return s.first(ctx, s.DB.Read, b, c, true, "r."+d.Quote("id")+" = "+b.Arg(id)+
 		" AND EXISTS (SELECT 1 FROM _sessions ss WHERE ss.id = "+b.Arg(sid)+" AND ss.collection = "+b.Arg(c.ID)+" AND ss.record = r."+d.Quote("id")+")")
-	if err != nil {
-		return nil, s.queryErr(err)
-	}
-	recs, err := scanRecords(rows, c, fields)
-	if err != nil {
-		return nil, s.queryErr(err)
-	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	return recs[0], nil
 }
 
 // CreateWith is Create with column values the server sets itself (see

@@ -395,7 +395,14 @@ func (s *Service) fetchOne(ctx context.Context, q sqldb.Querier, caller *Caller,
 			}
 		}
 	}
-	fields, cols := columns(d, c, "r", false)
+	return s.first(ctx, q, b, c, false, where)
+}
+
+// first reads the first record of c (alias r) matching where; with
+// secrets it includes the password hash and token key. nil when none.
+func (s *Service) first(ctx context.Context, q sqldb.Querier, b *sqldb.Builder, c *schema.Collection, secrets bool, where string) (*Record, error) {
+	d := s.DB.Dialect
+	fields, cols := columns(d, c, "r", secrets)
 	rows, err := b.Query(ctx, q, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where+" LIMIT 1")
 	if err != nil {
 		return nil, s.queryErr(err)
