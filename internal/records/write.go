@@ -46,161 +46,227 @@ func (p *prepared) set(col string, v any) {
 
 // prepare validates body against c. For updates, old is the current
 // record and only fields present in body change; "name+" and "name-"
-// append to and remove from multi-valued fields.
+// append to and remove from multi-valued fields. It runs in named steps
+// over a preparation (pr): keys, id, then each field.
 func (s *Service) prepare(caller *Caller, c *schema.Collection, body map[string]any, old *Record) (*prepared, map[string]bool, error) {
-	errs := schema.FieldErrors{}
-	p := &prepared{}
-	changed := map[string]bool{}
-	// Managers (the collection's manage rule) may do what superusers do
-	// to auth fields: set email, password and verified directly.
-	su := caller.Superuser() || caller.manager
-	now := schema.FormatDate(time.Now())
-	creating := old == nil
+	pr := &preparation{s: s, caller: caller, c: c, body: body, old: old, p: &prepared{}, errs: schema.FieldErrors{}, changed: map[string]bool{},
+		// Managers (the collection's manage rule) may do what superusers
+		// do to auth fields: set email, password and verified directly.
+		su: caller.Superuser() || caller.manager, now: schema.FormatDate(time.Now()), creating: old == nil}
+	if pr.checkKeys(); len(pr.errs) > 0 {
+		return nil, nil, pr.errs
+	}
+	if pr.creating {
+		pr.setID()
+	}
+	for _, f := range c.Fields {
+		if err := pr.field(f); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(pr.errs) > 0 {
+		return nil, nil, pr.errs
+	}
+	return pr.p, pr.changed, nil
+}
 
-	for k := range body {
+// preparation is the state of one prepare call.
+type preparation struct {
+	s        *Service
+	caller   *Caller
+	c        *schema.Collection
+	body     map[string]any
+	old      *Record
+	p        *prepared
+	errs     schema.FieldErrors
+	changed  map[string]bool
+	su       bool
+	creating bool
+	now      string
+}
+
+// checkKeys refuses body keys that name no writable field.
+func (pr *preparation) checkKeys() {
+	for k := range pr.body {
 		if ignoredKeys[k] || k == "passwordConfirm" || k == "oldPassword" {
 			continue
 		}
 		if k == "id" {
-			if !creating {
-				if id, _ := body["id"].(string); id != old.ID() {
-					errs["id"] = &schema.ValueError{Code: "validation_readonly", Message: "The id cannot be changed."}
-				}
+			if id, _ := pr.body["id"].(string); !pr.creating && id != pr.old.ID() {
+				pr.errs["id"] = &schema.ValueError{Code: "validation_readonly", Message: "The id cannot be changed."}
 			}
 			continue
 		}
 		name := strings.TrimRight(k, "+-")
-		f := c.Field(name)
-		if f == nil || f.Name == "id" {
-			errs[k] = &schema.ValueError{Code: "validation_unknown_field", Message: "Unknown field."}
-			continue
-		}
-		if name != k && !f.Multi() {
-			errs[k] = &schema.ValueError{Code: "validation_invalid_modifier", Message: "+ and - apply to multi-valued fields only."}
-		}
-		if f.Name == "tokenKey" || f.Type == schema.FieldAutodate {
-			errs[k] = &schema.ValueError{Code: "validation_readonly", Message: "This field is managed by the server."}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, errs
-	}
-	if creating {
-		id, _ := body["id"].(string)
-		if raw, ok := body["id"]; ok && raw != nil && raw != "" {
-			if !schema.ValidRecordID(id) {
-				errs["id"] = &schema.ValueError{Code: "validation_invalid_id", Message: "Must be 3-64 characters of letters, digits, _ and -."}
-			}
-		} else {
-			id = schema.NewID()
-		}
-		p.set("id", id)
-	}
-
-	for _, f := range c.Fields {
-		raw, present := body[f.Name]
-		add, hasAdd := body[f.Name+"+"]
-		sub, hasSub := body[f.Name+"-"]
+		f := pr.c.Field(name)
 		switch {
-		case f.Type == schema.FieldAutodate:
-			if (creating && f.OnCreate) || (!creating && f.OnUpdate) {
-				p.set(f.Name, now)
-			} else if creating {
-				p.set(f.Name, "")
-			}
-			continue
-		case f.Name == "tokenKey" && c.IsAuth():
-			if creating {
-				p.set(f.Name, schema.RandomString(50))
-			}
-			continue
+		case f == nil || f.Name == "id":
+			pr.errs[k] = &schema.ValueError{Code: "validation_unknown_field", Message: "Unknown field."}
+		case name != k && !f.Multi():
+			pr.errs[k] = &schema.ValueError{Code: "validation_invalid_modifier", Message: "+ and - apply to multi-valued fields only."}
+		case f.Name == "tokenKey" || f.Type == schema.FieldAutodate:
+			pr.errs[k] = &schema.ValueError{Code: "validation_readonly", Message: "This field is managed by the server."}
 		}
-		if !creating && !present && !hasAdd && !hasSub {
-			continue
+	}
+}
+
+// setID takes the client's id for a new record, or makes one.
+func (pr *preparation) setID() {
+	id, _ := pr.body["id"].(string)
+	if raw, ok := pr.body["id"]; ok && raw != nil && raw != "" {
+		if !schema.ValidRecordID(id) {
+			pr.errs["id"] = &schema.ValueError{Code: "validation_invalid_id", Message: "Must be 3-64 characters of letters, digits, _ and -."}
 		}
-		if hasAdd || hasSub {
-			var cur []string
-			if present {
-				v, err := f.Normalize(raw)
-				if err != nil {
-					errs[f.Name] = asValueErr(err)
-					continue
-				}
-				cur = schema.DecodeList(v)
-			} else if old != nil {
-				cur, _ = old.Values[f.Name].([]string)
-				cur = slices.Clone(cur)
-			}
-			for _, a := range listArg(add) {
-				if !slices.Contains(cur, a) {
-					cur = append(cur, a)
-				}
-			}
-			for _, r := range listArg(sub) {
-				cur = slices.DeleteFunc(cur, func(x string) bool { return x == r })
-			}
-			raw, present = anyList(cur), true
+	} else {
+		id = schema.NewID()
+	}
+	pr.p.set("id", id)
+}
+
+// field prepares one field's value; only server failures are returned,
+// validation failures go to pr.errs.
+func (pr *preparation) field(f *schema.Field) error {
+	if pr.serverManaged(f) {
+		return nil
+	}
+	raw, present, ve := pr.incoming(f)
+	if ve != nil {
+		pr.errs[f.Name] = ve
+		return nil
+	}
+	if !present || !pr.authFieldAllowed(f, raw) {
+		return nil
+	}
+	v, err := f.Normalize(raw)
+	if err != nil {
+		pr.errs[f.Name] = asValueErr(err)
+		return nil
+	}
+	if f.Type == schema.FieldFile {
+		if ve := checkFileNames(pr.caller, f, v, pr.old); ve != nil {
+			pr.errs[f.Name] = ve
+			return nil
 		}
-		if f.Name == "verified" && c.IsAuth() && !su && present {
-			if b, _ := raw.(bool); creating && !b {
-				continue
-			}
-			errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the verified state."}
-			continue
+	}
+	v, ok, err := pr.finish(f, raw, v)
+	if err != nil || !ok {
+		return err
+	}
+	pr.p.set(f.Name, v)
+	pr.changed[f.Name] = true
+	return nil
+}
+
+// serverManaged sets the fields clients never write (autodates, the
+// token key) and reports whether f is one of them.
+func (pr *preparation) serverManaged(f *schema.Field) bool {
+	switch {
+	case f.Type == schema.FieldAutodate:
+		if (pr.creating && f.OnCreate) || (!pr.creating && f.OnUpdate) {
+			pr.p.set(f.Name, pr.now)
+		} else if pr.creating {
+			pr.p.set(f.Name, "")
 		}
-		if f.Name == "email" && c.IsAuth() && !creating && !su {
-			if s, _ := raw.(string); !strings.EqualFold(strings.TrimSpace(s), old.String("email")) {
-				errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the email directly."}
-				continue
-			}
+		return true
+	case f.Name == "tokenKey" && pr.c.IsAuth():
+		if pr.creating {
+			pr.p.set(f.Name, schema.RandomString(50))
 		}
+		return true
+	}
+	return false
+}
+
+// incoming is the value the request gives f, with "f+"/"f-" modifiers
+// applied to the current list; present is false when an update leaves
+// f alone.
+func (pr *preparation) incoming(f *schema.Field) (raw any, present bool, ve *schema.ValueError) {
+	raw, present = pr.body[f.Name]
+	add, hasAdd := pr.body[f.Name+"+"]
+	sub, hasSub := pr.body[f.Name+"-"]
+	if !hasAdd && !hasSub {
+		return raw, present || pr.creating, nil
+	}
+	var cur []string
+	if present {
 		v, err := f.Normalize(raw)
 		if err != nil {
-			errs[f.Name] = asValueErr(err)
-			continue
+			return nil, false, asValueErr(err)
 		}
-		if f.Type == schema.FieldFile {
-			if ve := checkFileNames(caller, f, v, old); ve != nil {
-				errs[f.Name] = ve
-				continue
-			}
+		cur = schema.DecodeList(v)
+	} else if pr.old != nil {
+		cur, _ = pr.old.Values[f.Name].([]string)
+		cur = slices.Clone(cur)
+	}
+	for _, a := range listArg(add) {
+		if !slices.Contains(cur, a) {
+			cur = append(cur, a)
 		}
-		switch {
-		case f.Type == schema.FieldPassword:
-			if pc, ok := body["passwordConfirm"]; ok && pc != raw {
-				errs["passwordConfirm"] = &schema.ValueError{Code: "validation_values_mismatch", Message: "Values don't match."}
-				continue
-			}
-			if !creating && !su {
-				oldPw, _ := body["oldPassword"].(string)
-				hash, herr := s.passwordHash(caller, c, old.ID())
-				if herr != nil {
-					return nil, nil, herr
-				}
-				if ok, _ := secret.CheckPassword(hash, oldPw); !ok {
-					errs["oldPassword"] = &schema.ValueError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."}
-					continue
-				}
-			}
-			h, err := secret.HashPassword(v.(string), s.Argon2)
+	}
+	for _, r := range listArg(sub) {
+		cur = slices.DeleteFunc(cur, func(x string) bool { return x == r })
+	}
+	return anyList(cur), true, nil
+}
+
+// authFieldAllowed applies who may set an auth record's verified state
+// and email directly (superusers and managers); false skips the field.
+func (pr *preparation) authFieldAllowed(f *schema.Field, raw any) bool {
+	if !pr.c.IsAuth() || pr.su {
+		return true
+	}
+	_, given := pr.body[f.Name]
+	switch {
+	case f.Name == "verified" && given:
+		if b, _ := raw.(bool); pr.creating && !b {
+			return false // false is what a new record is anyway
+		}
+		pr.errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the verified state."}
+		return false
+	case f.Name == "email" && !pr.creating:
+		if s, _ := raw.(string); !strings.EqualFold(strings.TrimSpace(s), pr.old.String("email")) {
+			pr.errs[f.Name] = &schema.ValueError{Code: "validation_forbidden", Message: "Only superusers can change the email directly."}
+			return false
+		}
+	}
+	return true
+}
+
+// finish turns a valid value into what is stored: passwords are checked
+// against their confirmation (and, for others' updates, the old password)
+// and hashed, which also rotates the token key; auth emails take their
+// canonical form. ok is false when a check failed (recorded in errs).
+func (pr *preparation) finish(f *schema.Field, raw, v any) (any, bool, error) {
+	switch {
+	case f.Type == schema.FieldPassword:
+		if pc, ok := pr.body["passwordConfirm"]; ok && pc != raw {
+			pr.errs["passwordConfirm"] = &schema.ValueError{Code: "validation_values_mismatch", Message: "Values don't match."}
+			return nil, false, nil
+		}
+		if !pr.creating && !pr.su {
+			oldPw, _ := pr.body["oldPassword"].(string)
+			hash, err := pr.s.passwordHash(pr.caller, pr.c, pr.old.ID())
 			if err != nil {
-				return nil, nil, apierr.Internal(err)
+				return nil, false, err
 			}
-			v = h
-			if !creating {
-				// A new password revokes every token issued so far.
-				p.set("tokenKey", schema.RandomString(50))
+			if ok, _ := secret.CheckPassword(hash, oldPw); !ok {
+				pr.errs["oldPassword"] = &schema.ValueError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."}
+				return nil, false, nil
 			}
-		case f.Type == schema.FieldEmail && c.IsAuth() && f.Name == "email":
-			v = schema.NormalizeIdentity(v.(string))
 		}
-		p.set(f.Name, v)
-		changed[f.Name] = true
+		h, err := secret.HashPassword(v.(string), pr.s.Argon2)
+		if err != nil {
+			return nil, false, apierr.Internal(err)
+		}
+		if !pr.creating {
+			// A new password revokes every token issued so far.
+			pr.p.set("tokenKey", schema.RandomString(50))
+		}
+		return h, true, nil
+	case f.Type == schema.FieldEmail && pr.c.IsAuth() && f.Name == "email":
+		return schema.NormalizeIdentity(v.(string)), true, nil
 	}
-	if len(errs) > 0 {
-		return nil, nil, errs
-	}
-	return p, changed, nil
+	return v, true, nil
 }
 
 func (s *Service) passwordHash(caller *Caller, c *schema.Collection, id string) (string, error) {
