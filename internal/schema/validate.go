@@ -127,6 +127,21 @@ type Lookup func(idOrName string) *Collection
 // self-relations validate.
 func Validate(c *Collection, lookup Lookup) error {
 	errs := FieldErrors{}
+	validateNameAndType(c, errs)
+	validateFields(c, lookup, errs)
+	if c.Type == TypeAuth {
+		validateAuth(c, errs)
+	}
+	validateIndexes(c, errs)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// validateNameAndType checks the collection's name, type and the
+// type's own requirements (a view's query and read-only rules).
+func validateNameAndType(c *Collection, errs FieldErrors) {
 	if !ValidIdentifier(c.Name) {
 		errs["name"] = verr("validation_invalid_name", "Must start with a letter or underscore and contain only letters, digits and underscores (max 63).")
 	} else if strings.HasPrefix(c.Name, "_") && !c.System {
@@ -149,6 +164,10 @@ func Validate(c *Collection, lookup Lookup) error {
 	default:
 		errs["type"] = verr("validation_invalid_type", "Must be one of base, auth, view.")
 	}
+}
+
+// validateFields checks each field and that names and ids are unique.
+func validateFields(c *Collection, lookup Lookup, errs FieldErrors) {
 	seen := map[string]bool{}
 	seenID := map[string]bool{}
 	for i, f := range c.Fields {
@@ -167,36 +186,43 @@ func Validate(c *Collection, lookup Lookup) error {
 		seen[ln] = true
 		seenID[f.ID] = true
 	}
-	if c.Type == TypeAuth {
-		for _, s := range authSystemFields() {
-			f := c.Field(s.Name)
-			if f == nil || f.Type != s.Type {
-				errs["fields"] = verr("validation_missing_system_field", "Auth collections must keep the %q field.", s.Name)
-			}
+}
+
+// validateAuth checks what an auth collection needs: its system fields,
+// its OAuth2 providers and its identity fields.
+func validateAuth(c *Collection, errs FieldErrors) {
+	for _, s := range authSystemFields() {
+		if f := c.Field(s.Name); f == nil || f.Type != s.Type {
+			errs["fields"] = verr("validation_missing_system_field", "Auth collections must keep the %q field.", s.Name)
 		}
 	}
-	if c.Type == TypeAuth && c.Auth != nil {
-		seenProv := map[string]bool{}
-		for _, p := range c.Auth.OAuth2.Providers {
-			if err := p.Validate(); err != nil || seenProv[p.Name] {
-				msg := "duplicate provider " + p.Name
-				if err != nil {
-					msg = err.Error()
-				}
-				errs["authOptions.oauth2"] = verr("validation_invalid_oauth2_provider", "%s", msg)
+	if c.Auth == nil {
+		return
+	}
+	seenProv := map[string]bool{}
+	for _, p := range c.Auth.OAuth2.Providers {
+		if err := p.Validate(); err != nil || seenProv[p.Name] {
+			msg := "duplicate provider " + p.Name
+			if err != nil {
+				msg = err.Error()
 			}
-			seenProv[p.Name] = true
+			errs["authOptions.oauth2"] = verr("validation_invalid_oauth2_provider", "%s", msg)
 		}
-		for _, name := range c.Auth.IdentityFields {
-			f := c.Field(name)
-			unique := slices.ContainsFunc(c.Indexes, func(ix Index) bool {
-				return ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], name)
-			})
-			if f == nil || (f.Type != FieldText && f.Type != FieldEmail) || !unique {
-				errs["authOptions.identityFields"] = verr("validation_invalid_identity_field", "%q must be a text field with a unique index.", name)
-			}
+		seenProv[p.Name] = true
+	}
+	for _, name := range c.Auth.IdentityFields {
+		f := c.Field(name)
+		unique := slices.ContainsFunc(c.Indexes, func(ix Index) bool {
+			return ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], name)
+		})
+		if f == nil || (f.Type != FieldText && f.Type != FieldEmail) || !unique {
+			errs["authOptions.identityFields"] = verr("validation_invalid_identity_field", "%q must be a text field with a unique index.", name)
 		}
 	}
+}
+
+// validateIndexes checks index names and columns.
+func validateIndexes(c *Collection, errs FieldErrors) {
 	seenIdx := map[string]bool{}
 	for i, ix := range c.Indexes {
 		key := fmt.Sprintf("indexes.%d", i)
@@ -208,24 +234,19 @@ func Validate(c *Collection, lookup Lookup) error {
 			errs[key] = verr("validation_duplicate_index", "Duplicate index name %q.", ix.Name)
 		}
 		seenIdx[strings.ToLower(ix.Name)] = true
-		if len(ix.Columns) == 0 || len(ix.Columns) > 8 {
+		switch {
+		case len(ix.Columns) == 0 || len(ix.Columns) > 8:
 			errs[key] = verr("validation_invalid_index", "An index needs 1 to 8 columns.")
-			continue
-		}
-		if c.Type == TypeView {
+		case c.Type == TypeView:
 			errs[key] = verr("validation_invalid_index", "View collections cannot have indexes.")
-			continue
-		}
-		for _, col := range ix.Columns {
-			if c.Field(col) == nil {
-				errs[key] = verr("validation_invalid_index", "Unknown field %q.", col)
+		default:
+			for _, col := range ix.Columns {
+				if c.Field(col) == nil {
+					errs[key] = verr("validation_invalid_index", "Unknown field %q.", col)
+				}
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
 }
 
 func validateField(c *Collection, f *Field, lookup Lookup) *ValueError {
