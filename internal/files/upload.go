@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -66,12 +67,8 @@ func ParseMultipart(r *http.Request, st Storage, c *schema.Collection, recordID 
 	if err != nil {
 		return nil, u, apierr.BadRequest("Invalid multipart body.")
 	}
-	body := map[string]any{}
-	replace := map[string][]any{}
-	appendTo := map[string][]any{}
-	fail := func(field, code, msg string) error {
-		return apierr.BadRequest("Failed to upload the files.").With(field, code, msg)
-	}
+	f := &form{ctx: r.Context(), st: st, c: c, u: u, recordID: recordID,
+		body: map[string]any{}, replace: map[string][]any{}, appendTo: map[string][]any{}}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -80,99 +77,132 @@ func ParseMultipart(r *http.Request, st Storage, c *schema.Collection, recordID 
 		if err != nil {
 			return nil, u, uploadErr(err, "Invalid or truncated multipart body.")
 		}
-		name := part.FormName()
 		if part.FileName() == "" {
-			val, err := io.ReadAll(io.LimitReader(part, 1<<20+1))
-			if err != nil {
-				return nil, u, uploadErr(err, "Invalid or truncated multipart body.")
-			}
-			if len(val) > 1<<20 {
-				return nil, u, fail(name, "validation_value_too_large", "Form values are limited to 1 MiB.")
-			}
-			switch {
-			case name == "@jsonPayload":
-				var m map[string]any
-				if json.Unmarshal(val, &m) != nil {
-					return nil, u, fail(name, "validation_invalid_json", "Must be a JSON object.")
-				}
-				for k, v := range m {
-					body[k] = v
-				}
-			case name == "id":
-				body["id"] = string(val)
-				recordID = string(val)
-			default:
-				base := strings.TrimRight(name, "+-")
-				if f := c.Field(base); f != nil && f.Type == schema.FieldFile && base == name {
-					replace[base] = append(replace[base], string(val)) // a kept file name
-				} else if prev, ok := body[name]; ok {
-					if list, ok := prev.([]any); ok {
-						body[name] = append(list, string(val))
-					} else {
-						body[name] = []any{prev, string(val)}
-					}
-				} else {
-					body[name] = string(val)
-				}
-			}
-			continue
-		}
-		base, isAppend := strings.CutSuffix(name, "+")
-		f := c.Field(base)
-		if f == nil || f.Type != schema.FieldFile {
-			return nil, u, fail(name, "validation_not_file_field", "Not a file field.")
-		}
-		if recordID == "" {
-			recordID = schema.NewID()
-			body["id"] = recordID
-		}
-		if !schema.ValidRecordID(recordID) {
-			return nil, u, fail("id", "validation_invalid_id", "Invalid record id.")
-		}
-		head := make([]byte, 512)
-		n, err := io.ReadFull(part, head)
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return nil, u, uploadErr(err, "Invalid or truncated multipart body.")
-		}
-		head = head[:n]
-		ctype := http.DetectContentType(head)
-		if i := strings.IndexByte(ctype, ';'); i >= 0 {
-			ctype = ctype[:i]
-		}
-		if !mimeAllowed(f, ctype) {
-			return nil, u, fail(base, "validation_invalid_mime_type", "Files of type "+ctype+" are not allowed here.")
-		}
-		stored := SafeName(part.FileName())
-		key := Key(c.ID, recordID, stored)
-		lr := &limitReader{r: io.MultiReader(bytes.NewReader(head), part), n: f.FileMaxSize()}
-		if _, err := st.Put(r.Context(), key, lr, ctype); err != nil {
-			if errors.Is(err, errTooBig) {
-				return nil, u, fail(base, "validation_file_size_limit", "Each file must be at most "+strconv.FormatInt(f.FileMaxSize(), 10)+" bytes.")
-			}
-			return nil, u, uploadErr(err, "Failed to store the file.")
-		}
-		u.keys = append(u.keys, key)
-		u.Names[stored] = true
-		if isAppend {
-			appendTo[base] = append(appendTo[base], stored)
+			err = f.value(part)
 		} else {
-			replace[base] = append(replace[base], stored)
+			err = f.file(part)
+		}
+		if err != nil {
+			return nil, u, err
 		}
 	}
-	for name, list := range replace {
-		if c.Field(name).Multi() {
-			body[name] = list
+	body, err := f.result()
+	return body, u, err
+}
+
+// form is the state of one multipart body being read.
+type form struct {
+	ctx      context.Context
+	st       Storage
+	c        *schema.Collection
+	u        *Upload
+	recordID string
+	body     map[string]any
+	replace  map[string][]any // file field -> names it is set to
+	appendTo map[string][]any // file field -> names appended ("name+")
+}
+
+func failUpload(field, code, msg string) error {
+	return apierr.BadRequest("Failed to upload the files.").With(field, code, msg)
+}
+
+// value reads a non-file part: JSON fields, the id, or a form value.
+func (f *form) value(part *multipart.Part) error {
+	name := part.FormName()
+	val, err := io.ReadAll(io.LimitReader(part, 1<<20+1))
+	if err != nil {
+		return uploadErr(err, "Invalid or truncated multipart body.")
+	}
+	if len(val) > 1<<20 {
+		return failUpload(name, "validation_value_too_large", "Form values are limited to 1 MiB.")
+	}
+	switch base := strings.TrimRight(name, "+-"); {
+	case name == "@jsonPayload":
+		var m map[string]any
+		if json.Unmarshal(val, &m) != nil {
+			return failUpload(name, "validation_invalid_json", "Must be a JSON object.")
+		}
+		for k, v := range m {
+			f.body[k] = v
+		}
+	case name == "id":
+		f.body["id"] = string(val)
+		f.recordID = string(val)
+	case base == name && f.c.Field(base) != nil && f.c.Field(base).Type == schema.FieldFile:
+		f.replace[base] = append(f.replace[base], string(val)) // a kept file name
+	default:
+		switch prev := f.body[name].(type) {
+		case nil:
+			f.body[name] = string(val)
+		case []any:
+			f.body[name] = append(prev, string(val))
+		default:
+			f.body[name] = []any{prev, string(val)}
+		}
+	}
+	return nil
+}
+
+// file streams a file part to storage under the record's folder.
+func (f *form) file(part *multipart.Part) error {
+	name := part.FormName()
+	base, isAppend := strings.CutSuffix(name, "+")
+	field := f.c.Field(base)
+	if field == nil || field.Type != schema.FieldFile {
+		return failUpload(name, "validation_not_file_field", "Not a file field.")
+	}
+	if f.recordID == "" {
+		f.recordID = schema.NewID()
+		f.body["id"] = f.recordID
+	}
+	if !schema.ValidRecordID(f.recordID) {
+		return failUpload("id", "validation_invalid_id", "Invalid record id.")
+	}
+	head := make([]byte, 512)
+	n, err := io.ReadFull(part, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return uploadErr(err, "Invalid or truncated multipart body.")
+	}
+	head = head[:n]
+	ctype, _, _ := strings.Cut(http.DetectContentType(head), ";")
+	if !mimeAllowed(field, ctype) {
+		return failUpload(base, "validation_invalid_mime_type", "Files of type "+ctype+" are not allowed here.")
+	}
+	stored := SafeName(part.FileName())
+	key := Key(f.c.ID, f.recordID, stored)
+	lr := &limitReader{r: io.MultiReader(bytes.NewReader(head), part), n: field.FileMaxSize()}
+	if _, err := f.st.Put(f.ctx, key, lr, ctype); err != nil {
+		if errors.Is(err, errTooBig) {
+			return failUpload(base, "validation_file_size_limit", "Each file must be at most "+strconv.FormatInt(field.FileMaxSize(), 10)+" bytes.")
+		}
+		return uploadErr(err, "Failed to store the file.")
+	}
+	f.u.keys = append(f.u.keys, key)
+	f.u.Names[stored] = true
+	if isAppend {
+		f.appendTo[base] = append(f.appendTo[base], stored)
+	} else {
+		f.replace[base] = append(f.replace[base], stored)
+	}
+	return nil
+}
+
+// result is the body with each file field set to its names.
+func (f *form) result() (map[string]any, error) {
+	for name, list := range f.replace {
+		if f.c.Field(name).Multi() {
+			f.body[name] = list
 		} else if len(list) > 0 {
-			body[name] = list[len(list)-1]
+			f.body[name] = list[len(list)-1]
 			if len(list) > 1 {
-				return nil, u, fail(name, "validation_too_many_values", "Only one file is allowed.")
+				return nil, failUpload(name, "validation_too_many_values", "Only one file is allowed.")
 			}
 		}
 	}
-	for name, list := range appendTo {
-		body[name+"+"] = list
+	for name, list := range f.appendTo {
+		f.body[name+"+"] = list
 	}
-	return body, u, nil
+	return f.body, nil
 }
 
 func uploadErr(err error, msg string) error {
