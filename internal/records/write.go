@@ -764,7 +764,6 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 	if len(seen) > 10000 {
 		return apierr.BadRequest("Too many records would be deleted by cascade.")
 	}
-	d := s.DB.Dialect
 	for _, rc := range s.Schema().All() {
 		if rc.IsView() {
 			continue
@@ -773,74 +772,12 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 			if f.Type != schema.FieldRelation || f.CollectionID != c.ID {
 				continue
 			}
-			b := sqldb.NewBuilder(d)
-			col := "r." + d.Quote(f.Name)
-			var cond string
-			if f.Multi() {
-				cond = "EXISTS (SELECT 1 FROM " + d.JSONEach(col, "je") + " WHERE je.value = " + b.Arg(id) + ")"
-			} else {
-				cond = col + " = " + b.Arg(id)
-			}
-			rows, err := b.Query(ctx, tx, "SELECT r."+d.Quote("id")+", "+col+" FROM "+d.Quote(rc.Name)+" r WHERE "+cond)
-			if err != nil {
+			if err := s.releaseReferences(ctx, tx, c, id, rc, f, seen, changes); err != nil {
 				return err
-			}
-			type ref struct {
-				id   string
-				list []string
-			}
-			var refs []ref
-			for rows.Next() {
-				var rid string
-				var raw any
-				if err := rows.Scan(&rid, &raw); err != nil {
-					rows.Close()
-					return err
-				}
-				refs = append(refs, ref{rid, schema.DecodeList(scanValue(&schema.Field{Type: schema.FieldText}, raw))})
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			for _, r := range refs {
-				if rc.ID == c.ID && r.id == id {
-					continue
-				}
-				if f.CascadeDelete {
-					ref, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil)
-					if err != nil {
-						return err
-					}
-					if ref != nil {
-						if err := s.deleteCascade(ctx, tx, rc, ref, seen, changes); err != nil {
-							return err
-						}
-					}
-					continue
-				}
-				var newVal any = ""
-				if f.Multi() {
-					left := slices.DeleteFunc(r.list, func(x string) bool { return x == id })
-					if len(left) == 0 && f.Required {
-						return requiredRefErr(rc, f)
-					}
-					newVal = schema.EncodeList(left)
-				} else if f.Required {
-					return requiredRefErr(rc, f)
-				}
-				ub := sqldb.NewBuilder(d)
-				if _, err := ub.Exec(ctx, tx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id)); err != nil {
-					return err
-				}
-				if upd, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil); err != nil {
-					return err
-				} else if upd != nil {
-					*changes = append(*changes, Change{ActionUpdate, upd})
-				}
 			}
 		}
 	}
+	d := s.DB.Dialect
 	if c.IsAuth() {
 		// Nothing may outlive the account: sessions, linked identities,
 		// pending one-time codes and MFA steps.
@@ -856,6 +793,87 @@ func (s *Service) deleteCascade(ctx context.Context, tx *sql.Tx, c *schema.Colle
 		return err
 	}
 	*changes = append(*changes, Change{ActionDelete, rec})
+	return nil
+}
+
+// reference is a record of rc pointing at a deleted record through a
+// relation field, with the field's current ids.
+type reference struct {
+	id   string
+	list []string
+}
+
+// referencing lists the records of rc whose field f points at id.
+func (s *Service) referencing(ctx context.Context, tx *sql.Tx, rc *schema.Collection, f *schema.Field, id string) ([]reference, error) {
+	d := s.DB.Dialect
+	b := sqldb.NewBuilder(d)
+	col := "r." + d.Quote(f.Name)
+	cond := col + " = " + b.Arg(id)
+	if f.Multi() {
+		cond = "EXISTS (SELECT 1 FROM " + d.JSONEach(col, "je") + " WHERE je.value = " + b.Arg(id) + ")"
+	}
+	rows, err := b.Query(ctx, tx, "SELECT r."+d.Quote("id")+", "+col+" FROM "+d.Quote(rc.Name)+" r WHERE "+cond)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var refs []reference
+	for rows.Next() {
+		var rid string
+		var raw any
+		if err := rows.Scan(&rid, &raw); err != nil {
+			return nil, err
+		}
+		refs = append(refs, reference{rid, schema.DecodeList(scanValue(&schema.Field{Type: schema.FieldText}, raw))})
+	}
+	return refs, rows.Err()
+}
+
+// releaseReferences applies relation field f of rc to the deletion of
+// record id of c: referencing records are deleted too (cascadeDelete),
+// or have id removed from the field, which a required field refuses.
+func (s *Service) releaseReferences(ctx context.Context, tx *sql.Tx, c *schema.Collection, id string, rc *schema.Collection, f *schema.Field, seen map[string]bool, changes *[]Change) error {
+	refs, err := s.referencing(ctx, tx, rc, f, id)
+	if err != nil {
+		return err
+	}
+	d := s.DB.Dialect
+	for _, r := range refs {
+		if rc.ID == c.ID && r.id == id {
+			continue
+		}
+		if f.CascadeDelete {
+			ref, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil)
+			if err != nil {
+				return err
+			}
+			if ref != nil {
+				if err := s.deleteCascade(ctx, tx, rc, ref, seen, changes); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var newVal any = ""
+		if f.Multi() {
+			left := slices.DeleteFunc(r.list, func(x string) bool { return x == id })
+			if len(left) == 0 && f.Required {
+				return requiredRefErr(rc, f)
+			}
+			newVal = schema.EncodeList(left)
+		} else if f.Required {
+			return requiredRefErr(rc, f)
+		}
+		ub := sqldb.NewBuilder(d)
+		if _, err := ub.Exec(ctx, tx, "UPDATE "+d.Quote(rc.Name)+" SET "+d.Quote(f.Name)+" = "+ub.Arg(newVal)+" WHERE "+d.Quote("id")+" = "+ub.Arg(r.id)); err != nil {
+			return err
+		}
+		if upd, err := s.fetchOne(ctx, tx, nil, rc, r.id, nil, true, nil); err != nil {
+			return err
+		} else if upd != nil {
+			*changes = append(*changes, Change{ActionUpdate, upd})
+		}
+	}
 	return nil
 }
 
