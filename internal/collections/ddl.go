@@ -301,38 +301,8 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 	if other := a.Schema().Get(next.Name); other != nil && other.ID != old.ID {
 		return nil, apierr.BadRequest("Failed to update the collection.").With("name", "validation_collection_name_exists", "Collection name is already in use.")
 	}
-	next.System, next.Created, next.Updated = old.System, old.Created, schema.FormatDate(time.Now())
-	if old.Auth != nil && next.Auth != nil {
-		next.Auth.Secret = old.Auth.Secret
-		for i, p := range next.Auth.OAuth2.Providers {
-			for _, op := range old.Auth.OAuth2.Providers {
-				if p.ClientSecret == "" && op.Name == p.Name {
-					next.Auth.OAuth2.Providers[i].ClientSecret = op.ClientSecret
-				}
-			}
-		}
-	}
-	renames, err := matchFields(old, next)
-	if err != nil {
+	if err := a.carryOver(old, next); err != nil {
 		return nil, err
-	}
-	// Indexes naming a renamed field's old name follow the rename.
-	for i := range next.Indexes {
-		for j, col := range next.Indexes[i].Columns {
-			if nn, ok := renames[strings.ToLower(col)]; ok && next.Field(col) == nil {
-				next.Indexes[i].Columns[j] = nn
-			}
-		}
-	}
-	if next.IsView() {
-		q, err := checkViewQuery(next.ViewQuery)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkViewSecrets(q, a.Schema()); err != nil {
-			return nil, err
-		}
-		next.ViewQuery = q
 	}
 	schema.ApplyDefaults(next)
 	if err := schema.Validate(next, a.lookupWith(next)); err != nil {
@@ -341,7 +311,7 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 	if err := a.validateRules(withCollection(a.Schema(), next, "")); err != nil {
 		return nil, err
 	}
-	err = a.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
 		if next.IsView() {
 			if _, err := tx.ExecContext(ctx, sqldb.DropView(a.DB.Dialect, old.Name)); err != nil {
 				return err
@@ -373,6 +343,47 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 	}
 	a.announceSchema(ctx)
 	return a.Schema().Get(next.ID), nil
+}
+
+// carryOver brings into next what an update keeps from old: system
+// flags, creation time, the auth secret, OAuth2 client secrets not
+// resent, and field identities (renamed fields keep their data, indexes
+// follow the rename); a view's query is checked.
+func (a *Service) carryOver(old, next *schema.Collection) error {
+	next.System, next.Created, next.Updated = old.System, old.Created, schema.FormatDate(time.Now())
+	if old.Auth != nil && next.Auth != nil {
+		next.Auth.Secret = old.Auth.Secret
+		for i, p := range next.Auth.OAuth2.Providers {
+			for _, op := range old.Auth.OAuth2.Providers {
+				if p.ClientSecret == "" && op.Name == p.Name {
+					next.Auth.OAuth2.Providers[i].ClientSecret = op.ClientSecret
+				}
+			}
+		}
+	}
+	renames, err := matchFields(old, next)
+	if err != nil {
+		return err
+	}
+	// Indexes naming a renamed field's old name follow the rename.
+	for i := range next.Indexes {
+		for j, col := range next.Indexes[i].Columns {
+			if nn, ok := renames[strings.ToLower(col)]; ok && next.Field(col) == nil {
+				next.Indexes[i].Columns[j] = nn
+			}
+		}
+	}
+	if next.IsView() {
+		q, err := checkViewQuery(next.ViewQuery)
+		if err != nil {
+			return err
+		}
+		if err := checkViewSecrets(q, a.Schema()); err != nil {
+			return err
+		}
+		next.ViewQuery = q
+	}
+	return nil
 }
 
 // matchFields pairs next's fields with old's by id (or, lacking an id, by
