@@ -53,6 +53,9 @@ type sub struct {
 	recv []int64 // receipt time (unix ns) by write index, 0 = not received
 }
 
+// runLevel runs one load level: subscribers, the writer, and the
+// collection of receipts, timed together (a benchmark driver, kept whole
+// so its phases read in order).
 func runLevel(url, tok string, pid, n, rate int, dur time.Duration) {
 	writes := int(dur.Seconds() * float64(rate))
 	runtimeGC()

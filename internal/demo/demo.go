@@ -113,6 +113,8 @@ func UserEmail(i int) string { return fmt.Sprintf("user%05d@example.com", i) }
 // Seed fills the microblog with deterministic data in large transactions,
 // bypassing per-record rules (it runs as the operator, not a client).
 // Timestamps spread over the last 30 days so "newest first" is meaningful.
+// It is long because it generates each table in turn from one random
+// source (the order is what makes the data deterministic).
 func Seed(ctx context.Context, app *collections.Service, o SeedOptions) error {
 	if o.Password == "" {
 		o.Password = DemoPassword

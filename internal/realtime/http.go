@@ -139,6 +139,8 @@ type wsIn struct {
 // ServeWS carries the same events over a WebSocket. The client sends
 // {"type":"subscribe","subscriptions":[...]} (optionally with "token" to
 // authenticate) and receives {"type":"event","id","topic","action","record"}.
+// The reader and the writer of one connection share its state; they are
+// kept in one function so their lifetimes are visibly tied together.
 func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string, auth func(ctx context.Context, token string) (*records.Caller, error)) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {

@@ -195,6 +195,10 @@ func Output(caller *Caller, r *Record, proj Projection) json.RawMessage {
 	return buf.Bytes()
 }
 
+// writeRecord renders r as JSON for caller into buf without reflection
+// (the hot path of every list): one pass over the fields in order, with
+// the visibility rules (hidden fields, emails, secrets) and the
+// projection applied inline.
 func writeRecord(buf *bytes.Buffer, caller *Caller, r *Record, proj Projection) {
 	su := caller.Superuser()
 	buf.WriteByte('{')

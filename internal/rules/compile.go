@@ -257,6 +257,9 @@ func macro(name string, now time.Time) (any, error) {
 
 // request resolves @request.* operands to constants, except auth paths
 // that traverse relations, which become SQL rooted at the auth record.
+// Its length is one case per @request.* form (method, query, headers,
+// body with its modifiers, auth), kept side by side so the forms the
+// language accepts can be read in one place.
 func (cp *compiler) request(o Operand) (value, error) {
 	p := o.Path
 	if len(p) < 2 {
