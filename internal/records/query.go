@@ -183,7 +183,9 @@ type ListResult struct {
 	Items      []*Record `json:"-"`
 }
 
-// List returns one page of the records of c the caller may list.
+// List returns one page of the records of c the caller may list. Its
+// steps (rule, filter, order, page, total) build one statement together
+// and share its argument list, which is why they stay in one function.
 func (s *Service) List(ctx context.Context, caller *Caller, c *schema.Collection, p ListParams) (*ListResult, error) {
 	su := caller.Superuser()
 	if c.ListRule == nil && !su {
@@ -444,6 +446,9 @@ func (s *Service) expand(ctx context.Context, caller *Caller, c *schema.Collecti
 	return s.expandLevel(ctx, caller, c, recs, paths)
 }
 
+// expandLevel expands one level of relation paths for recs: per field it
+// collects the target ids of every record, reads them in one query under
+// the target's view rule, and recurses for the deeper segments.
 func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Collection, recs []*Record, paths [][]string) error {
 	if len(recs) == 0 || len(paths) == 0 {
 		return nil

@@ -56,7 +56,8 @@ func (c *Caller) isOwner(r *Record) bool {
 // scanValue turns a driver value into the API shape of field f. Engines
 // disagree on representations (SQLite returns 0/1 for booleans and int64
 // for whole NUMERICs, PostgreSQL typed values), so normalising here keeps
-// the output identical on every engine.
+// the output identical on every engine. One switch over storage classes
+// and driver types, so every representation is handled in one place.
 func scanValue(f *schema.Field, v any) any {
 	if b, ok := v.([]byte); ok {
 		v = string(b)

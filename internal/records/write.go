@@ -630,7 +630,8 @@ func (s *Service) locate(ctx context.Context, caller *Caller, c *schema.Collecti
 // Update applies body to record id. The update rule must hold for the
 // record as it was (who may touch it) and as it becomes (what it may turn
 // into), so no one can move a record out of their own reach or into
-// someone else's; both checks run in the write transaction.
+// someone else's; both checks run in the write transaction (which keeps
+// the steps in one function: they share the transaction and the record).
 func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collection, id string, body map[string]any) (*Record, error) {
 	if c.IsView() {
 		return nil, errReadOnly()

@@ -392,7 +392,8 @@ func constFromAPI(v any) value {
 // path resolves a field path starting at collection c (row alias a). The
 // incoming v carries FROM items already needed (for @collection and auth
 // traversals). Single relations add a correlated row, multi-valued ones
-// make the value iterate.
+// make the value iterate. One walk over the segments: each step depends
+// on the alias and FROM items the previous one produced.
 func (cp *compiler) path(c *schema.Collection, a string, segs []string, mod string, v value) (value, error) {
 	for i, seg := range segs {
 		f := c.Field(seg)

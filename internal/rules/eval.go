@@ -58,6 +58,10 @@ type evalValue struct {
 	kind    kind
 }
 
+// operand resolves one side of a comparison to a value in memory, or
+// reports that it cannot (false: the SQL compiler must decide). One case
+// per operand form, mirroring the compiler's, so the two are easy to
+// compare (the differential test checks they agree).
 func (ev *evaluator) operand(o Operand) (evalValue, bool) {
 	if o.Kind != KindPath {
 		v, err := ev.cp.operand(nil, "", o)
