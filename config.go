@@ -80,6 +80,9 @@ type Config struct {
 	// MailRetryBase is the first retry delay, doubling up to 10 minutes.
 	MailMaxAttempts int           `flag:"mail-max-attempts" usage:"delivery attempts of one queued email before it is given up"`
 	MailRetryBase   time.Duration `flag:"mail-retry-base" usage:"first retry delay of a failed email (doubles up to 10m)"`
+	// Migrations are the program's own migrations, run once each when New
+	// starts (see Migration).
+	Migrations []Migration
 	// SchemaPoll is how often a node sharing a database with others
 	// re-checks the schema version, as a backstop to notifications.
 	SchemaPoll time.Duration `flag:"schema-poll" usage:"how often a node re-checks the shared schema version (backstop to notifications)"`

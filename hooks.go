@@ -2,6 +2,8 @@ package plinth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/plinthhq/plinth/internal/collections"
@@ -136,4 +138,58 @@ func (a *App) CreateCollection(ctx context.Context, definition []byte) (*Collect
 		return nil, err
 	}
 	return a.core.CreateCollection(ctx, c)
+}
+
+// Cron runs fn on a cron schedule (five fields: minute hour day-of-month
+// month day-of-week, or @hourly, @daily, @weekly, @monthly), in UTC.
+// With several nodes on one database each scheduled run happens on one
+// node only. Registering a name again replaces the job.
+func (a *App) Cron(name, spec string, fn func(ctx context.Context) error) error {
+	return a.cron.Add(name, spec, fn)
+}
+
+// CronJobs lists the registered jobs (name and schedule).
+func (a *App) CronJobs() []CronJob {
+	var out []CronJob
+	for _, j := range a.cron.Jobs() {
+		out = append(out, CronJob{Name: j.Name, Spec: j.Spec})
+	}
+	return out
+}
+
+// CronJob is a registered job.
+type CronJob struct{ Name, Spec string }
+
+// Migration is a change to the application's data or schema written in
+// Go (Config.Migrations). Each runs once, in order, when New starts; its
+// name is recorded when it succeeds. On several nodes starting at once,
+// the first to record the name runs it.
+type Migration struct {
+	// Name identifies the migration for ever: never rename one that ran.
+	Name string
+	// Up applies it; it may create collections (App.CreateCollection) and
+	// records (App.Records). An error stops New.
+	Up func(ctx context.Context, app *App) error
+}
+
+// migrate runs the program's migrations not yet applied.
+func (a *App) migrate(ctx context.Context, ms []Migration) error {
+	for _, m := range ms {
+		name := "app/" + m.Name
+		claimed, err := a.core.ClaimMigration(ctx, name)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if !claimed {
+			continue
+		}
+		if err := m.Up(ctx, a); err != nil {
+			// Not applied: release the name so the next start tries again.
+			if rerr := a.core.ReleaseMigration(context.WithoutCancel(ctx), name); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }

@@ -22,11 +22,13 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/collections"
+	"github.com/plinthhq/plinth/internal/cron"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/realtime"
+	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
 	"github.com/plinthhq/plinth/internal/server"
 	"github.com/plinthhq/plinth/internal/settings"
@@ -47,6 +49,7 @@ type App struct {
 	http   *server.Server
 	stop   context.CancelFunc
 	broker *realtime.Broker
+	cron   *cron.Scheduler
 	// mailDone is closed when the mail sender has stopped, so Close does
 	// not pull the database from under a delivery in progress.
 	mailDone chan struct{}
@@ -90,7 +93,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.Subscribe(broker.Publish)
 	go broker.Run(bg)
-	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone}
+	sched := cron.New(db, cfg.Logger, schema.RandomString(8))
+	go sched.Run(bg)
+	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone, cron: sched}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		pp, err := netip.ParsePrefix(p)
@@ -102,6 +107,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
 		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
+	if err := a.migrate(ctx, cfg.Migrations); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 

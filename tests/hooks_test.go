@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -71,6 +73,53 @@ func TestHooksThroughHTTP(t *testing.T) {
 		rest := changes[len(want):]
 		if !(len(rest) == 2 && ((rest[0] == "delete:users" && rest[1] == "delete:notes") || (rest[0] == "delete:notes" && rest[1] == "delete:users"))) {
 			t.Errorf("cascade changes %v, want the user's and the note's deletes", rest)
+		}
+	})
+}
+
+// Go migrations run once each, in order, across restarts; one that fails
+// stops the start and runs again on the next.
+func TestGoMigrations(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		runs := 0
+		fail := true
+		migrations := []plinth.Migration{
+			{Name: "0001_tags", Up: func(ctx context.Context, app *plinth.App) error {
+				runs++
+				_, err := app.CreateCollection(ctx, []byte(`{"name":"tags","listRule":"","fields":[{"name":"label","type":"text"}]}`))
+				if err == nil {
+					_, err = app.Records().Create(ctx, nil, "tags", map[string]any{"label": "first"})
+				}
+				return err
+			}},
+			{Name: "0002_flaky", Up: func(ctx context.Context, app *plinth.App) error {
+				if fail {
+					return errors.New("not yet")
+				}
+				_, err := app.Records().Create(ctx, nil, "tags", map[string]any{"label": "second"})
+				return err
+			}},
+		}
+		with := func(c *plinth.Config) { c.Migrations = migrations }
+		s.app.Close()
+		if _, err := plinth.New(context.Background(), plinth.Config{DataDir: s.dataDir, DB: s.dbURL, Migrations: migrations, FileSweepInterval: -1}); err == nil || !strings.Contains(err.Error(), "0002_flaky") {
+			t.Fatalf("a failing migration must stop the start: %v", err)
+		}
+		fail = false
+		n := startServerWith(t, s.dataDir, s.dbURL, with)
+		// Another start on the same data: a restart (SQLite) or another node.
+		dir := s.dataDir
+		if s.dbURL != "" {
+			dir = t.TempDir()
+		}
+		m := startServerWith(t, dir, s.dbURL, with)
+		if runs != 1 {
+			t.Errorf("0001 ran %d times, want once", runs)
+		}
+		for _, node := range []*server{n, m} {
+			if got := node.do("GET", "/api/collections/tags/records?sort=label", "", nil).status(200).items(); len(got) != 2 || got[0]["label"] != "first" || got[1]["label"] != "second" {
+				t.Errorf("tags: %v", got)
+			}
 		}
 	})
 }

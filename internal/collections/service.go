@@ -236,3 +236,25 @@ func (a *Service) DeleteSuperuser(ctx context.Context, email string) (bool, erro
 	n, _ := res.RowsAffected()
 	return n > 0, nil
 }
+
+// ClaimMigration records migration name as applied; false when it already
+// was (here or by another node). The claim comes before the work so two
+// nodes starting together do not both run it.
+func (a *Service) ClaimMigration(ctx context.Context, name string) (bool, error) {
+	b := sqldb.NewBuilder(a.DB.Dialect)
+	_, err := b.Exec(ctx, a.DB.Write, "INSERT INTO _migrations (name, applied) VALUES ("+b.Arg(name)+", "+b.Arg(schema.FormatDate(time.Now()))+")")
+	if err == nil {
+		return true, nil
+	}
+	if _, dup := a.DB.Dialect.UniqueViolation(err); dup {
+		return false, nil
+	}
+	return false, err
+}
+
+// ReleaseMigration forgets a claimed migration that failed.
+func (a *Service) ReleaseMigration(ctx context.Context, name string) error {
+	b := sqldb.NewBuilder(a.DB.Dialect)
+	_, err := b.Exec(ctx, a.DB.Write, "DELETE FROM _migrations WHERE name = "+b.Arg(name))
+	return err
+}

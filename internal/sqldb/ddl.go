@@ -72,6 +72,14 @@ var systemDDL = []string{
 		created TEXT NOT NULL
 	)`,
 	`CREATE INDEX IF NOT EXISTS idx__mailQueue_due ON _mailQueue (status, nextAttempt)`,
+	// Scheduled job runs: the first node to record a (job, minute) slot
+	// runs it, so each run happens once in a cluster.
+	`CREATE TABLE IF NOT EXISTS _cronRuns (
+		job TEXT NOT NULL,
+		slot TEXT NOT NULL,
+		node TEXT NOT NULL,
+		PRIMARY KEY (job, slot)
+	)`,
 	`CREATE TABLE IF NOT EXISTS _mfas (
 		id TEXT PRIMARY KEY NOT NULL,
 		collection TEXT NOT NULL,
