@@ -1,8 +1,15 @@
 package tests
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/plinthhq/plinth"
 )
 
 // TestMultiNode runs three nodes on one PostgreSQL database: writes
@@ -68,5 +75,51 @@ func TestMultiNode(t *testing.T) {
 	}
 	if !ok {
 		t.Fatalf("node c still serves a deleted collection")
+	}
+}
+
+// Five nodes started at the same moment on an empty database all come
+// up (bootstrap and system migrations take a cluster-wide lock), ten
+// times over.
+func TestNodesStartTogether(t *testing.T) {
+	e := postgresEngine()
+	for round := 0; round < 10; round++ {
+		dbURL := e.newDB(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 5)
+		apps := make(chan *plinth.App, 5)
+		start := make(chan struct{})
+		for i := 0; i < 5; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				app, err := plinth.New(context.Background(), plinth.Config{DataDir: t.TempDir(), DB: dbURL, FileSweepInterval: -1,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				if err != nil {
+					errs <- err
+					return
+				}
+				apps <- app
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		close(apps)
+		for err := range errs {
+			t.Errorf("round %d: a node failed to start: %v", round, err)
+		}
+		n := 0
+		for app := range apps {
+			n++
+			if err := app.UpsertSuperuser(context.Background(), fmt.Sprintf("root%d@example.com", n), "superuser-pass-1"); err != nil {
+				t.Errorf("round %d: node not usable: %v", round, err)
+			}
+			app.Close()
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }

@@ -41,11 +41,25 @@ func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon
 	}
 	a := &Service{DB: db, Log: log}
 	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log}
+	if db.Lock != nil {
+		// Nodes starting together on an empty database would race to
+		// create the same tables and apply the same migrations: one at a
+		// time, and the later ones find the work done.
+		release, err := db.Lock(ctx, bootstrapLock)
+		if err != nil {
+			return nil, fmt.Errorf("wait for the bootstrap lock: %w", err)
+		}
+		defer release()
+	}
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
+
+// bootstrapLock names the cluster-wide lock held while a node creates the
+// system tables and applies migrations ("plinth" in ASCII).
+const bootstrapLock int64 = 0x706c696e7468
 
 // Schema returns the current collection snapshot.
 func (a *Service) Schema() *schema.Snapshot { return a.snap.Load() }

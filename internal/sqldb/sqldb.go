@@ -84,7 +84,11 @@ type DB struct {
 	Write   *sql.DB
 	// Notifier is set by engines that can tell other nodes about changes.
 	Notifier Notifier
-	closers  []func() error
+	// Lock, set by engines that several nodes share, takes a cluster-wide
+	// lock named by key (waiting for it) until release is called. Nodes
+	// starting together use it so one bootstraps at a time.
+	Lock    func(ctx context.Context, key int64) (release func(), err error)
+	closers []func() error
 }
 
 // Notifier delivers small messages to every node sharing the database.

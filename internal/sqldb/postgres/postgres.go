@@ -123,7 +123,27 @@ func Open(ctx context.Context, connString string, o Options) (*sqldb.DB, error) 
 	lcfg := cfg.Copy()
 	lcfg.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + "-listener"
 	out.Notifier = &notifier{db: db, cfg: lcfg, heartbeat: 30 * time.Second}
+	out.Lock = func(ctx context.Context, key int64) (func(), error) { return advisoryLock(ctx, db, key) }
 	return out, nil
+}
+
+// advisoryLock holds a session-level advisory lock on a connection of its
+// own until released; the lock dies with the connection if the node does.
+func advisoryLock(ctx context.Context, db *sql.DB, key int64) (func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return func() {
+		// Unlocking on a closed connection fails harmlessly: the server
+		// released the lock when the session ended.
+		conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", key)
+		conn.Close()
+	}, nil
 }
 
 // warm opens up to n connections and returns them to the pool idle. It is
