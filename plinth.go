@@ -199,6 +199,10 @@ func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 func (a *App) Close() error {
 	a.stop()
 	<-a.mailDone
+	select {
+	case <-a.broker.Flushed():
+	case <-time.After(6 * time.Second):
+	}
 	return a.db.Close()
 }
 

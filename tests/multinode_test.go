@@ -123,3 +123,30 @@ func TestNodesStartTogether(t *testing.T) {
 		}
 	}
 }
+
+// A short-lived process (a CLI command, say) that changes data announces
+// the change to the other nodes before it closes the database.
+func TestShortLivedNodeAnnouncesChanges(t *testing.T) {
+	dbURL := postgresEngine().newDB(t)
+	a := startServer(t, t.TempDir(), dbURL)
+	a.loginSuperuser()
+	a.collection(map[string]any{"name": "notes", "listRule": "", "viewRule": "", "createRule": "", "fields": []any{map[string]any{"name": "text", "type": "text"}}})
+	c := a.sse("/api/realtime")
+	a.subscribe(c, "", "notes").status(204)
+	var logs errorLog
+	b, err := plinth.New(context.Background(), plinth.Config{DataDir: t.TempDir(), DB: dbURL, FileSweepInterval: -1, Logger: slog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Records().Create(context.Background(), nil, "notes", map[string]any{"text": "from a command"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close() // at once, as a CLI command does
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("errors while closing: %v", errs)
+	}
+	ev := c.next()
+	if rec, _ := ev.data["record"].(map[string]any); rec["text"] != "from a command" {
+		t.Fatalf("event %v", ev.data)
+	}
+}

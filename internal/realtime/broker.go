@@ -53,6 +53,7 @@ type Broker struct {
 	events  chan *event
 	pubMu   sync.Mutex
 	outbox  chan string
+	flushed chan struct{}
 	stopped chan struct{}
 	stop    sync.Once
 	seq     atomic.Uint64
@@ -89,7 +90,7 @@ func New(recs *records.Service, auth Authenticator, snap func() *schema.Snapshot
 		o.Grace = time.Minute
 	}
 	return &Broker{recs: recs, auth: auth, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
-		events: make(chan *event, 8192), outbox: make(chan string, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
+		flushed: make(chan struct{}), events: make(chan *event, 8192), outbox: make(chan string, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
 }
 
 func randomID(n int) string {
@@ -158,26 +159,50 @@ func (b *Broker) enqueueEvent(ev *event) bool {
 }
 
 // sendLoop publishes queued events to other nodes in order.
+// When ctx ends it still sends what is queued (for up to 5 seconds), so
+// a node that stops, or a CLI command that changed data, announces its
+// last changes before the database closes; Flushed reports when done.
 func (b *Broker) sendLoop(ctx context.Context) {
+	defer close(b.flushed)
+	// A send already started finishes even when ctx ends meanwhile: the
+	// change it announces is committed.
+	send := func(ctx context.Context, p string) {
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := b.notify.Notify(nctx, EventsChannel, p); err != nil {
+			b.log.Warn("realtime: cross-node publish failed", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case p := <-b.outbox:
-			nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := b.notify.Notify(nctx, EventsChannel, p); err != nil {
-				b.log.Warn("realtime: cross-node publish failed", "err", err)
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			for {
+				select {
+				case p := <-b.outbox:
+					send(drain, p)
+				default:
+					return
+				}
 			}
-			cancel()
+		case p := <-b.outbox:
+			send(ctx, p)
 		}
 	}
 }
+
+// Flushed is closed once events queued for other nodes have been sent
+// after Run's context ended (at once on a single node).
+func (b *Broker) Flushed() <-chan struct{} { return b.flushed }
 
 // Run fans out events until ctx ends, and listens for other nodes'.
 func (b *Broker) Run(ctx context.Context) {
 	if b.notify != nil {
 		go b.notify.Listen(ctx, EventsChannel, func(p string) { b.remote(ctx, p) })
 		go b.sendLoop(ctx)
+	} else {
+		close(b.flushed)
 	}
 	sweep := time.NewTicker(b.opts.Grace / 2)
 	defer sweep.Stop()
