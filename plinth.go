@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
 	c.Records.Subscribe(broker.Publish)
+	ident.Revoked = broker.Revoke
 	go broker.Run(bg)
 	sched := cron.New(db, cfg.Logger, schema.RandomString(8))
 	go sched.Run(bg)

@@ -377,3 +377,87 @@ func TestRealtimeCrossNode(t *testing.T) {
 		t.Errorf("cross-node events: %d %.60v", len(got), got)
 	}
 }
+
+// Revoking a user's tokens (log out everywhere) or ending one session
+// reaches open realtime connections at once, on every node: they stop
+// receiving the user's private records.
+func TestRealtimeRevocation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		anaID, ana, _, _ := realtimeFixture(t, s)
+		other := s // where the connections are; another node on PostgreSQL
+		if s.dbURL != "" {
+			other = startServer(t, t.TempDir(), s.dbURL)
+			waitListening(t, s, other)
+		}
+		private := func(text string) {
+			s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": text}).status(200)
+		}
+		end := func() {
+			s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": "END", "public": true}).status(200)
+		}
+		connect := func(tok string) *sseClient {
+			c := other.sse("/api/realtime")
+			other.subscribe(c, tok, "posts").status(204)
+			return c
+		}
+
+		// One session ends: its connection becomes anonymous, the other
+		// session's connection keeps its identity.
+		second := s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(200).str("token")
+		first, kept := connect(ana), connect(second)
+		private("before")
+		end()
+		if got := first.until("END"); strings.Join(got, ",") != "create:before" {
+			t.Fatalf("before revocation: %v", got)
+		}
+		kept.until("END")
+		sessions := s.do("GET", "/api/collections/users/sessions", second, nil).status(200).items()
+		var sid string
+		for _, ss := range sessions {
+			if ss["current"] != true {
+				sid, _ = ss["id"].(string)
+			}
+		}
+		if sid == "" {
+			t.Fatalf("sessions: %v", sessions)
+		}
+		s.do("DELETE", "/api/collections/users/sessions/"+sid, second, nil).status(204)
+		private("after session end")
+		end()
+		if got := first.until("END"); len(got) != 0 {
+			t.Errorf("ended session still receives private records: %v", got)
+		}
+		if got := kept.until("END"); strings.Join(got, ",") != "create:after session end" {
+			t.Errorf("the other session: %v", got)
+		}
+
+		// Log out everywhere: no connection of the user keeps its identity.
+		s.do("POST", "/api/collections/users/logout-all", second, nil).status(204)
+		private("after logout-all")
+		end()
+		if got := kept.until("END"); len(got) != 0 {
+			t.Errorf("logged-out connection still receives private records: %v", got)
+		}
+	})
+}
+
+// waitListening returns once events committed through from reach
+// subscribers on to: a node starts listening for other nodes' events
+// shortly after it starts, and events before that are not replayed yet
+// (issue 12).
+func waitListening(t *testing.T, from, to *server) {
+	t.Helper()
+	from.collection(map[string]any{"name": "pings", "listRule": "", "createRule": "", "fields": []any{map[string]any{"name": "n", "type": "number"}}})
+	c := to.sse("/api/realtime")
+	to.subscribe(c, "", "pings").status(204)
+	for i := 0; i < 100; i++ {
+		from.do("POST", "/api/collections/pings/records", "", map[string]any{"n": i}).status(200)
+		select {
+		case <-c.events:
+			c.close()
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatal("the second node never received the first node's events")
+}

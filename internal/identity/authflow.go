@@ -284,7 +284,7 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, c *schema.Collection, 
 // ("log out everywhere").
 func (s *Service) RotateTokenKey(ctx context.Context, c *schema.Collection, id string) error {
 	d := s.DB.Dialect
-	return s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		b := sqldb.NewBuilder(d)
 		if _, err := b.Exec(ctx, tx, "DELETE FROM _sessions WHERE collection = "+b.Arg(c.ID)+" AND record = "+b.Arg(id)); err != nil {
 			return err
@@ -293,4 +293,8 @@ func (s *Service) RotateTokenKey(ctx context.Context, c *schema.Collection, id s
 		_, err := b.Exec(ctx, tx, "UPDATE "+d.Quote(c.Name)+" SET "+d.Quote("tokenKey")+" = "+b.Arg(schema.RandomString(50))+" WHERE "+d.Quote("id")+" = "+b.Arg(id))
 		return err
 	})
+	if err == nil {
+		s.revoked(c.ID, id)
+	}
+	return err
 }

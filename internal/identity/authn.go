@@ -293,5 +293,6 @@ func (s *Service) RevokeSession(ctx context.Context, caller *records.Caller, sid
 	if n, _ := res.RowsAffected(); n == 0 {
 		return apierr.NotFound("Session not found.")
 	}
+	s.revoked(caller.AuthCollection.ID, caller.Auth.ID())
 	return nil
 }

@@ -27,6 +27,17 @@ type Service struct {
 	Log *slog.Logger
 	// Mail queues the email flows' messages (set by RegisterMailJobs).
 	Mail *mail.Queue
+	// Revoked, when set, hears of revoked sessions and tokens (logout
+	// everywhere, a session ended), so open realtime connections are
+	// re-checked at once.
+	Revoked func(collectionID, recordID string)
+}
+
+// revoked reports a revocation to Revoked.
+func (s *Service) revoked(collectionID, recordID string) {
+	if s.Revoked != nil {
+		s.Revoked(collectionID, recordID)
+	}
 }
 
 // New returns the identity service over recs.

@@ -71,6 +71,35 @@ type Broker struct {
 type event struct {
 	seq    uint64
 	change records.Change
+	// revoke, when set, is no change but a signal in the same ordered
+	// stream: re-check the connections of this auth record.
+	revoke *revocation
+}
+
+// revocation names an auth record whose tokens or sessions were revoked.
+type revocation struct{ collectionID, recordID string }
+
+// actionRevoke marks a revocation among the changes sent to other nodes.
+const actionRevoke = "revoke"
+
+// Revoke re-checks, on this node and every other, the connections
+// authenticated as record recordID of collection collectionID: those
+// whose token no longer authenticates (logout everywhere, a session
+// ended) continue as anonymous. It travels in the event stream, so every
+// event committed after the revocation is filtered for the new identity.
+func (b *Broker) Revoke(collectionID, recordID string) {
+	if !b.enqueueEvent(&event{revoke: &revocation{collectionID, recordID}}) || b.notify == nil {
+		return
+	}
+	payload, err := json.Marshal(wireChange{Node: b.node, Action: actionRevoke, Collection: collectionID, Values: map[string]any{"id": recordID}})
+	if err != nil {
+		return
+	}
+	select {
+	case b.outbox <- string(payload):
+	default:
+		b.log.Warn("realtime: cross-node queue full, revocation not sent to other nodes")
+	}
 }
 
 // Authenticator checks tokens: the identity service.
@@ -228,6 +257,11 @@ func (b *Broker) remote(ctx context.Context, payload string) {
 	if json.Unmarshal([]byte(payload), &w) != nil || w.Node == b.node {
 		return
 	}
+	if w.Action == actionRevoke {
+		id, _ := w.Values["id"].(string)
+		b.enqueueEvent(&event{revoke: &revocation{w.Collection, id}})
+		return
+	}
 	c := b.schema().Get(w.Collection)
 	if c == nil {
 		return
@@ -249,6 +283,10 @@ func (b *Broker) remote(ctx context.Context, payload string) {
 
 // dispatch delivers one event to every matching subscription.
 func (b *Broker) dispatch(ctx context.Context, ev *event) {
+	if r := ev.revoke; r != nil {
+		b.revalidate(ctx, r.collectionID, r.recordID, false)
+		return
+	}
 	coll := ev.change.Record.Collection
 	b.mu.Lock()
 	b.ring = append(b.ring, ev)
@@ -261,7 +299,7 @@ func (b *Broker) dispatch(ctx context.Context, ev *event) {
 	}
 	b.mu.Unlock()
 	if coll.IsAuth() {
-		b.refreshAuth(ctx, ev.change)
+		b.revalidate(ctx, coll.ID, ev.change.Record.ID(), ev.change.Action == records.ActionDelete)
 	}
 	dc := newDeliveryCache()
 	for _, c := range targets {
@@ -434,15 +472,16 @@ func (b *Broker) render(ctx context.Context, caller *records.Caller, s *Subscrip
 	return out
 }
 
-// refreshAuth re-evaluates connections authenticated as a changed auth
-// record: deleted or re-keyed (password change, logout everywhere) means
-// anonymous from now on; otherwise their rules see the new values.
-func (b *Broker) refreshAuth(ctx context.Context, ch records.Change) {
+// revalidate re-evaluates connections authenticated as an auth record
+// that changed or was revoked: deleted, re-keyed (password change, logout
+// everywhere) or with its session ended means anonymous from now on;
+// otherwise their rules see the new values.
+func (b *Broker) revalidate(ctx context.Context, collectionID, recordID string, deleted bool) {
 	b.mu.RLock()
 	var affected []*Client
 	for _, c := range b.clients {
 		c.mu.Lock()
-		if c.caller.Auth != nil && c.caller.AuthCollection.ID == ch.Record.Collection.ID && c.caller.Auth.ID() == ch.Record.ID() {
+		if c.caller.Auth != nil && c.caller.AuthCollection.ID == collectionID && c.caller.Auth.ID() == recordID {
 			affected = append(affected, c)
 		}
 		c.mu.Unlock()
@@ -453,7 +492,7 @@ func (b *Broker) refreshAuth(ctx context.Context, ch records.Change) {
 		tok := c.token
 		c.mu.Unlock()
 		var caller *records.Caller
-		if ch.Action != records.ActionDelete && tok != "" {
+		if !deleted && tok != "" {
 			if col, rec, err := b.auth.Authenticate(ctx, tok); err == nil {
 				caller = &records.Caller{AuthCollection: col, Auth: rec}
 			}
