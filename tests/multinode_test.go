@@ -150,3 +150,39 @@ func TestShortLivedNodeAnnouncesChanges(t *testing.T) {
 		t.Fatalf("event %v", ev.data)
 	}
 }
+
+// Liveness never needs the database; readiness says when a node can take
+// traffic: on a shared database, once it listens for the other nodes'
+// changes — and from then on their events reach it.
+func TestReadiness(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.do("GET", "/api/health", "", nil).status(200)
+		n := s
+		if s.dbURL != "" {
+			n = startServer(t, t.TempDir(), s.dbURL)
+		}
+		ready := false
+		for i := 0; i < 200 && !ready; i++ {
+			code, body, err := n.try("GET", "/api/health?ready=1", "", nil)
+			if ready = code == 200; !ready {
+				data, _ := body["data"].(map[string]any)
+				if err != nil || code != 503 || data["listener"] == nil {
+					t.Fatalf("not ready: %d %v %v", code, body, err)
+				}
+				time.Sleep(25 * time.Millisecond)
+			}
+		}
+		if !ready {
+			t.Fatal("never ready")
+		}
+		// Ready means listening: an event committed through the first node
+		// right now reaches a subscriber on this one.
+		s.collection(map[string]any{"name": "notes", "listRule": "", "createRule": "", "fields": []any{map[string]any{"name": "text", "type": "text"}}})
+		c := n.sse("/api/realtime")
+		n.subscribe(c, "", "notes").status(204)
+		s.do("POST", "/api/collections/notes/records", "", map[string]any{"text": "hello"}).status(200)
+		if ev := c.next(); ev.data["record"].(map[string]any)["text"] != "hello" {
+			t.Errorf("event %v", ev.data)
+		}
+	})
+}

@@ -35,7 +35,7 @@ func (s *Server) routes() []route {
 	}}
 	const c = "/api/collections/{collection}"
 	table := []route{
-		{"GET /api/health", health},
+		{"GET /api/health", s.health},
 
 		{"GET /api/collections", superuser(cols.HandleList)},
 		{"POST /api/collections", superuser(cols.HandleCreate)},

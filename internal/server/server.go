@@ -27,6 +27,7 @@ import (
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
+	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/web"
 )
 
@@ -274,8 +275,34 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	web.JSON(w, e.Status, e)
 }
 
-func health(w http.ResponseWriter, r *http.Request) error {
-	return web.JSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is healthy.", "data": map[string]any{}})
+// health answers GET /api/health. Plain, it is the liveness check: it
+// touches nothing, so a database in trouble does not get a live node
+// restarted. With ?ready=1 it is the readiness check for load balancers:
+// the database answers within 2 seconds and, on a shared database, this
+// node listens for other nodes' schema changes and events; otherwise 503
+// naming what is not ready.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	if !r.URL.Query().Has("ready") {
+		return web.JSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is healthy.", "data": map[string]any{}})
+	}
+	db := s.deps.Collections.DB
+	notReady := apierr.New(http.StatusServiceUnavailable, "Not ready.")
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := db.Read.PingContext(ctx); err != nil {
+		notReady.With("database", "not_ready", "The database does not answer.")
+	}
+	if lr, ok := db.Notifier.(sqldb.ListenReporter); ok {
+		for _, ch := range []string{collections.SchemaChannel, realtime.EventsChannel} {
+			if !lr.Listening(ch) {
+				notReady.With("listener", "not_ready", "Not yet listening for other nodes' changes on "+ch+".")
+			}
+		}
+	}
+	if len(notReady.Data) > 0 {
+		return notReady
+	}
+	return web.JSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is ready.", "data": map[string]any{}})
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) error {

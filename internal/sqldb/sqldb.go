@@ -91,6 +91,12 @@ type DB struct {
 	closers []func() error
 }
 
+// ListenReporter is implemented by notifiers that can tell whether this
+// node currently listens on a channel (for readiness checks).
+type ListenReporter interface {
+	Listening(channel string) bool
+}
+
 // Notifier delivers small messages to every node sharing the database.
 type Notifier interface {
 	// Notify publishes payload on channel to all nodes, this one included.

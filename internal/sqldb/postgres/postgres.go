@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -399,6 +400,25 @@ type notifier struct {
 	// a half-open TCP connection is noticed in seconds, not at the next
 	// kernel keepalive failure.
 	heartbeat time.Duration
+
+	mu     sync.Mutex
+	active map[string]int // channel -> connections listening on it now
+}
+
+// Listening implements sqldb.ListenReporter.
+func (n *notifier) Listening(channel string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.active[channel] > 0
+}
+
+func (n *notifier) setListening(channel string, delta int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.active == nil {
+		n.active = map[string]int{}
+	}
+	n.active[channel] += delta
 }
 
 // channelRe keeps channel names to unquoted-identifier shape, within
@@ -475,6 +495,8 @@ func (n *notifier) listenOnce(ctx context.Context, channel string, fn func(strin
 	if _, err := conn.Exec(ctx, "LISTEN "+sqldb.QuoteIdent(channel)); err != nil {
 		return false, err
 	}
+	n.setListening(channel, 1)
+	defer n.setListening(channel, -1)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, n.heartbeat)
 		note, err := conn.WaitForNotification(wctx)
