@@ -228,8 +228,8 @@ func (h *Handlers) AuthMethods(w http.ResponseWriter, r *http.Request) error {
 	}
 	return web.JSON(w, http.StatusOK, map[string]any{
 		"password": map[string]any{"enabled": true, "identityFields": fields},
-		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled},
-		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled},
+		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": int64(duration(c.Auth.OTP.Duration, 300).Seconds())},
+		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": int64(duration(c.Auth.MFA.Duration, 600).Seconds())},
 		"oauth2":   map[string]any{"enabled": c.Auth.OAuth2.Enabled, "providers": providers},
 	})
 }

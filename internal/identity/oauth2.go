@@ -31,7 +31,7 @@ func providerConfig(c *schema.Collection, name string) (oauth.Config, bool) {
 
 // OAuth2Methods prepares a login with each enabled provider.
 func (s *Service) OAuth2Methods(ctx context.Context, c *schema.Collection) ([]oauth.Method, error) {
-	var out []oauth.Method
+	out := []oauth.Method{} // never null: clients map over it
 	if !c.Auth.OAuth2.Enabled {
 		return out, nil
 	}

@@ -283,7 +283,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // naming what is not ready.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if !r.URL.Query().Has("ready") {
-		return web.JSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is healthy.", "data": map[string]any{}})
+		// "code" is what PocketBase's SDKs read; "status" is Plinth's shape.
+		return web.JSON(w, http.StatusOK, map[string]any{"code": 200, "status": 200, "message": "API is healthy.", "data": map[string]any{}})
 	}
 	db := s.deps.Collections.DB
 	notReady := apierr.New(http.StatusServiceUnavailable, "Not ready.")
@@ -302,7 +303,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if len(notReady.Data) > 0 {
 		return notReady
 	}
-	return web.JSON(w, http.StatusOK, map[string]any{"status": 200, "message": "API is ready.", "data": map[string]any{}})
+	return web.JSON(w, http.StatusOK, map[string]any{"code": 200, "status": 200, "message": "API is ready.", "data": map[string]any{}})
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) error {
