@@ -5,7 +5,8 @@
 // Design: writers hand committed changes to Publish, which never blocks
 // on clients. One fan-out goroutine matches each event against the
 // subscriptions; rule checks are decided in memory where the rule allows
-// (rules.Eval) and cached per event by caller identity, so ten thousand
+// (rules.Eval) and cached per event by caller identity (and by the
+// request values the rules involved read, if any), so ten thousand
 // anonymous subscribers cost one evaluation, not ten thousand. Each client
 // has a small bounded queue; a client that falls behind is disconnected
 // rather than allowed to slow anyone else.
@@ -308,10 +309,12 @@ func (b *Broker) dispatch(ctx context.Context, ev *event) {
 }
 
 // deliveryCache memoises, for one event, rule decisions and rendered
-// payloads by caller identity and subscription options.
+// payloads by caller identity, subscription options and the request
+// values the rules involved read.
 type deliveryCache struct {
 	decisions map[cacheKey]bool
 	rendered  map[cacheKey]*message // shared by every client with the key
+	reads     map[readsKey][]rules.Expr
 }
 
 // cacheKey pairs a caller identity with a subscription; both strings are
@@ -319,7 +322,7 @@ type deliveryCache struct {
 type cacheKey struct{ ident, sub string }
 
 func newDeliveryCache() *deliveryCache {
-	return &deliveryCache{decisions: map[cacheKey]bool{}, rendered: map[cacheKey]*message{}}
+	return &deliveryCache{decisions: map[cacheKey]bool{}, rendered: map[cacheKey]*message{}, reads: map[readsKey][]rules.Expr{}}
 }
 
 func identity(caller *records.Caller) string {
@@ -358,7 +361,7 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 			continue // committed before this subscription began
 		}
 		key := cacheKey{ident, s.key}
-		if rk := b.requestKey(caller, s, rec.Collection); rk != "" {
+		if rk := b.requestKey(caller, s, rec.Collection, dc); rk != "" {
 			key.ident += "\x00" + rk
 		}
 		ok, seen := dc.decisions[key]
@@ -385,26 +388,85 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 }
 
 // requestKey fingerprints the request values (method, query, headers)
-// that the subscription's rule and filter read, for the decision cache:
-// clients that share an identity but differ in what a rule reads must
-// not share decisions.
-func (b *Broker) requestKey(caller *records.Caller, s *Subscription, c *schema.Collection) string {
-	rule := c.ListRule
-	if s.RecordID != "" {
-		rule = c.ViewRule
+// read by what decides and renders the event for this subscription, for
+// the delivery cache: clients that share an identity but differ in what
+// a rule reads must share neither decisions nor payloads.
+func (b *Broker) requestKey(caller *records.Caller, s *Subscription, c *schema.Collection, dc *deliveryCache) string {
+	su := caller.Superuser()
+	rk := readsKey{s.key, su}
+	exprs, ok := dc.reads[rk]
+	if !ok {
+		exprs = b.requestReaders(s, c, su)
+		dc.reads[rk] = exprs
 	}
-	var key string
-	if rule != nil && *rule != "" && !caller.Superuser() {
-		if e, err := b.recs.ParseRule(*rule); err == nil {
-			key = rules.RequestKey(e, caller.Method, caller.Query, caller.Headers)
+	if len(exprs) == 0 {
+		return ""
+	}
+	// Each part is self-delimiting (see rules.RequestKey), and every
+	// client of this subscription has the same list of expressions.
+	var key strings.Builder
+	for _, e := range exprs {
+		key.WriteString(rules.RequestKey(e, caller.Method, caller.Query, caller.Headers))
+		key.WriteByte('|')
+	}
+	return key.String()
+}
+
+// readsKey names the expressions requestReaders finds for a subscription,
+// which depend on it and on whether rules apply to the caller.
+type readsKey struct {
+	sub string
+	su  bool
+}
+
+// requestReaders lists the expressions that read the request when s is
+// delivered, among the collection's list or view rule, the subscription's
+// filter, and the view rule of every collection its expand reaches (an
+// expanded record is read under its own collection's view rule, which
+// may read headers too). Superusers skip rules, but not their filter.
+// Expressions that read nothing of the request are left out, so the
+// common case costs no key at all.
+func (b *Broker) requestReaders(s *Subscription, c *schema.Collection, su bool) []rules.Expr {
+	var out []rules.Expr
+	add := func(e rules.Expr) {
+		if rules.RequestKey(e, "", nil, nil) != "" {
+			out = append(out, e)
 		}
+	}
+	rule := func(r *string) {
+		if su || r == nil || *r == "" {
+			return
+		}
+		if e, err := b.recs.ParseRule(*r); err == nil {
+			add(e)
+		}
+	}
+	if s.RecordID != "" {
+		rule(c.ViewRule)
+	} else {
+		rule(c.ListRule)
 	}
 	if s.filter != nil {
-		if fk := rules.RequestKey(s.filter, caller.Method, caller.Query, caller.Headers); fk != "" {
-			key += "\x01" + fk
+		add(s.filter)
+	}
+	if s.Expand == "" {
+		return out
+	}
+	snap := b.schema()
+	for _, p := range strings.Split(s.Expand, ",") {
+		from := c
+		for _, seg := range strings.Split(strings.TrimSpace(p), ".") {
+			f := from.Field(seg)
+			if f == nil || f.Type != schema.FieldRelation {
+				break
+			}
+			if from = snap.Get(f.CollectionID); from == nil {
+				break
+			}
+			rule(from.ViewRule)
 		}
 	}
-	return key
+	return out
 }
 
 // visible applies the rule a REST read of the record would face: the
@@ -489,19 +551,20 @@ func (b *Broker) revalidate(ctx context.Context, collectionID, recordID string, 
 	b.mu.RUnlock()
 	for _, c := range affected {
 		c.mu.Lock()
-		tok := c.token
+		tok, prev := c.token, c.caller
 		c.mu.Unlock()
-		var caller *records.Caller
+		// Only the identity is re-checked: what rules read of the request
+		// (method, query, headers) stays what the client sent.
+		caller := &records.Caller{Method: prev.Method, Query: prev.Query, Headers: prev.Headers}
 		if !deleted && tok != "" {
 			if col, rec, err := b.auth.Authenticate(ctx, tok); err == nil {
-				caller = &records.Caller{AuthCollection: col, Auth: rec}
+				caller.AuthCollection, caller.Auth = col, rec
 			}
 		}
 		c.mu.Lock()
-		if caller == nil {
-			c.caller, c.token = &records.Caller{}, ""
-		} else {
-			c.caller = caller
+		c.caller = caller
+		if caller.Auth == nil {
+			c.token = ""
 		}
 		c.ident = identity(c.caller)
 		c.mu.Unlock()

@@ -273,12 +273,19 @@ func (b *Broker) HandleSubscribe(w http.ResponseWriter, r *http.Request) error {
 
 // HandleWS answers GET /api/realtime/ws: the same events over WebSocket.
 func (b *Broker) HandleWS(w http.ResponseWriter, r *http.Request) error {
-	b.ServeWS(w, r, records.CallerFrom(r), web.Bearer(r), func(ctx context.Context, tok string) (*records.Caller, error) {
+	up := records.CallerFrom(r)
+	b.ServeWS(w, r, up, web.Bearer(r), func(ctx context.Context, tok string) (*records.Caller, error) {
 		col, rec, err := b.auth.Authenticate(ctx, tok)
 		if err != nil {
 			return nil, err
 		}
-		return &records.Caller{AuthCollection: col, Auth: rec}, nil
+		// A token sent in a message changes who the client is, not its
+		// request: rules still see the upgrade request's query and headers.
+		next := &records.Caller{AuthCollection: col, Auth: rec}
+		if up != nil {
+			next.Method, next.Query, next.Headers = up.Method, up.Query, up.Headers
+		}
+		return next, nil
 	})
 	return nil
 }

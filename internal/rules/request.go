@@ -3,6 +3,7 @@ package rules
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -12,32 +13,44 @@ import (
 // keys get the same answer from e for the same record and identity, so a
 // decision cached under the key is never served to a request that would
 // be answered differently. It is "" when e reads none of them.
+//
+// Every name and value is written with its length in front: query values
+// may hold any byte, so a separator alone could let one client's values
+// spell another client's key. The result is self-delimiting, so keys of
+// several expressions can be joined without ambiguity.
 func RequestKey(e Expr, method string, query url.Values, headers http.Header) string {
-	var b strings.Builder
+	var b []byte
+	part := func(tag byte, s string) {
+		b = append(b, tag)
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
 	walkOperands(e, func(o Operand) {
 		if o.Kind != KindPath || len(o.Path) < 2 || o.Path[0] != "@request" {
 			return
 		}
 		switch o.Path[1] {
 		case "method":
-			b.WriteString("m\x00" + strings.ToUpper(method) + "\x00")
+			part('m', strings.ToUpper(method))
 		case "query":
 			if len(o.Path) == 3 {
 				k := o.Path[2]
-				b.WriteString("q\x00" + k + "\x00")
+				part('q', k)
 				if query.Has(k) {
-					b.WriteString("1" + query.Get(k) + "\x00")
+					part('v', query.Get(k))
 				} else {
-					b.WriteString("0\x00")
+					part('-', "")
 				}
 			}
 		case "headers":
 			if len(o.Path) == 3 {
-				b.WriteString("h\x00" + o.Path[2] + "\x00" + headers.Get(strings.ReplaceAll(o.Path[2], "_", "-")) + "\x00")
+				part('h', o.Path[2])
+				part('v', headers.Get(strings.ReplaceAll(o.Path[2], "_", "-")))
 			}
 		}
 	})
-	return b.String()
+	return string(b)
 }
 
 // walkOperands calls fn for every operand of e, left to right.

@@ -27,6 +27,11 @@ func TestRequestKey(t *testing.T) {
 		{"query absent vs empty", `@request.query.key:isset = true`, nil, nil, url.Values{"key": {""}}, url.Values{}, false},
 		{"other query ignored", `@request.query.key = "k"`, nil, nil, url.Values{"key": {"k"}, "x": {"1"}}, url.Values{"key": {"k"}}, true},
 		{"nested in or", `a = 1 || (b = 2 && @request.headers.x_role = "admin")`, h("X-Role", "admin"), h("X-Role", "user"), nil, nil, false},
+		// A value holding separator bytes cannot spell another key.
+		{"values cannot forge the layout", `@request.query.a = "v" && @request.query.b = "w"`, nil, nil,
+			url.Values{"a": {"v\x00q\x00b\x001w"}}, url.Values{"a": {"v"}, "b": {"w\x00q\x00b\x000"}}, false},
+		{"length prefixes", `@request.query.a = "v" && @request.query.b = "w"`, nil, nil,
+			url.Values{"a": {"v1:x"}}, url.Values{"a": {"v"}, "b": {"x"}}, false},
 	} {
 		e, err := Parse(c.expr)
 		if err != nil {
