@@ -77,9 +77,12 @@ type Config struct {
 	// header gives the client IP.
 	TrustedProxies []string `flag:"trusted-proxy" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted (comma-separated or repeated)"`
 	// MailMaxAttempts bounds delivery attempts of one queued email;
-	// MailRetryBase is the first retry delay, doubling up to 10 minutes.
+	// MailRetryBase is the first retry delay, doubling up to 10 minutes;
+	// MailMaxAge gives up an email not delivered that long after it was
+	// queued (the flows answer someone waiting).
 	MailMaxAttempts int           `flag:"mail-max-attempts" usage:"delivery attempts of one queued email before it is given up"`
 	MailRetryBase   time.Duration `flag:"mail-retry-base" usage:"first retry delay of a failed email (doubles up to 10m)"`
+	MailMaxAge      time.Duration `flag:"mail-max-age" usage:"how long after it was queued an undelivered email is given up"`
 	// Migrations are the program's own migrations, run once each when New
 	// starts (see Migration).
 	Migrations []Migration
@@ -133,6 +136,7 @@ func DefaultConfig() Config {
 		AuthRatePerAccount: 10,
 		MailMaxAttempts:    10,
 		MailRetryBase:      5 * time.Second,
+		MailMaxAge:         time.Hour,
 		SchemaPoll:         10 * time.Second,
 	}
 }

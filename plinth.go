@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return mail.SMTP{}, err
 		}
 		return st.SMTP, nil
-	}, mail.QueueOptions{MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase})
+	}, mail.QueueOptions{MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase, MaxAge: cfg.MailMaxAge})
 	ident := identity.New(c.Records, cfg.Logger)
 	ident.RegisterMailJobs(mq)
 	mailDone := make(chan struct{})

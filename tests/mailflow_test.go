@@ -21,6 +21,8 @@ type smtpSink struct {
 	// failing makes the server refuse every recipient with a temporary
 	// error, like a mail server that is down for maintenance.
 	failing atomic.Bool
+	// refused counts recipients refused while failing.
+	refused atomic.Int64
 }
 
 type received struct {
@@ -38,6 +40,7 @@ type sinkSession struct {
 func (s *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.b.failing.Load() {
+		s.b.refused.Add(1)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
 	}
 	s.to = to

@@ -48,9 +48,9 @@ func (s *Service) RequestOTP(ctx context.Context, c *schema.Collection, email st
 	return otpID, nil
 }
 
-// otpMessage resolves a queued OTP request: when the address has an
-// account, it stores a fresh code (hashed) under the otpId the client
-// already holds and renders the mail carrying it.
+// otpMessage resolves a queued OTP request (at each delivery attempt):
+// when the address has an account, it stores a fresh code (hashed) under
+// the otpId the client already holds and renders the mail carrying it.
 func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJob) (*mail.Message, error) {
 	if !c.Auth.OTP.Enabled {
 		return nil, nil
@@ -74,9 +74,14 @@ func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJo
 	code := n.String()
 	code = strings.Repeat("0", length-len(code)) + code
 	ttl := duration(c.Auth.OTP.Duration, 300)
+	// A retry resolves the job again: the new code replaces the one an
+	// earlier, failed attempt stored (and its expiry starts over), so the
+	// code that finally arrives is the one that works. Guesses already
+	// spent on the otpId still count.
 	b := sqldb.NewBuilder(s.DB.Dialect)
 	if _, err := b.Exec(ctx, s.DB.Write, "INSERT INTO _otps (id, collection, record, hash, attempts, expires) VALUES ("+
-		b.Arg(j.OTPID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, j.OTPID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"); err != nil {
+		b.Arg(j.OTPID)+", "+b.Arg(c.ID)+", "+b.Arg(r.ID())+", "+b.Arg(otpHash(c, j.OTPID, code))+", 0, "+b.Arg(schema.FormatDate(time.Now().Add(ttl)))+")"+
+		" ON CONFLICT (id) DO UPDATE SET record = excluded.record, hash = excluded.hash, expires = excluded.expires"); err != nil {
 		return nil, err
 	}
 	subject, html, text, err := st.Template("otp").Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: r.String("email"), Code: code})

@@ -108,7 +108,10 @@ func Send(ctx context.Context, cfg SMTP, m Message) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	return c.Quit()
+	// The server has accepted the message: a failed QUIT must not make
+	// the queue send it again.
+	c.Quit()
+	return nil
 }
 
 func isLoopback(host string) bool {

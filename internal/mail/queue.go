@@ -20,10 +20,13 @@ import (
 // exponential backoff. Jobs survive restarts; on several nodes sharing a
 // database each job is leased by one node at a time.
 //
-// A job is resolved before it is sent: its kind's Resolver turns the
+// A job is resolved each time it is tried: its kind's Resolver turns the
 // job's payload into a Message (or into nothing, e.g. when an address has
 // no account). Doing the lookup here, not in the request, is what makes
-// requests for known and unknown addresses indistinguishable.
+// requests for known and unknown addresses indistinguishable. Resolving
+// again on a retry means the tokens and codes a message carries are
+// signed fresh for the attempt that delivers them (not expired by the
+// time the mail server recovers), and are never stored in the queue.
 type Queue struct {
 	db  *sqldb.DB
 	log *slog.Logger
@@ -57,6 +60,10 @@ type QueueOptions struct {
 	// KeepFailed is how long undeliverable jobs are kept for inspection
 	// (default 7 days).
 	KeepFailed time.Duration
+	// MaxAge gives up a job not delivered this long after it was queued
+	// (default 1h): the email flows are answers to someone waiting, and a
+	// login code or reset link that arrives hours later only confuses.
+	MaxAge time.Duration
 }
 
 func (o *QueueOptions) defaults() {
@@ -77,6 +84,9 @@ func (o *QueueOptions) defaults() {
 	}
 	if o.KeepFailed <= 0 {
 		o.KeepFailed = 7 * 24 * time.Hour
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = time.Hour
 	}
 }
 
@@ -111,8 +121,8 @@ func (q *Queue) Enqueue(ctx context.Context, x sqldb.Querier, kind string, paylo
 	}
 	now := q.stamp(q.now())
 	b := sqldb.NewBuilder(q.db.Dialect)
-	_, err = b.Exec(ctx, x, "INSERT INTO _mailQueue (id, kind, payload, message, status, attempts, nextAttempt, lockedUntil, lastError, created) VALUES ("+
-		b.Arg(randomHex(10))+", "+b.Arg(kind)+", "+b.Arg(string(p))+", '', 'pending', 0, "+b.Arg(now)+", '', '', "+b.Arg(now)+")")
+	_, err = b.Exec(ctx, x, "INSERT INTO _mailQueue (id, kind, payload, status, attempts, nextAttempt, lockedUntil, lastError, created) VALUES ("+
+		b.Arg(randomHex(10))+", "+b.Arg(kind)+", "+b.Arg(string(p))+", 'pending', 0, "+b.Arg(now)+", '', '', "+b.Arg(now)+")")
 	if err != nil {
 		return err
 	}
@@ -182,7 +192,7 @@ func (q *Queue) untilNextDue(ctx context.Context) time.Duration {
 }
 
 type job struct {
-	id, kind, payload, message string
+	id, kind, payload, created string
 	attempts                   int
 }
 
@@ -191,7 +201,7 @@ type job struct {
 func (q *Queue) sendDue(ctx context.Context) int {
 	now := q.stamp(q.now())
 	b := sqldb.NewBuilder(q.db.Dialect)
-	rows, err := b.Query(ctx, q.db.Read, "SELECT id, kind, payload, message, attempts FROM _mailQueue WHERE status = 'pending' AND nextAttempt <= "+
+	rows, err := b.Query(ctx, q.db.Read, "SELECT id, kind, payload, created, attempts FROM _mailQueue WHERE status = 'pending' AND nextAttempt <= "+
 		b.Arg(now)+" AND lockedUntil < "+b.Arg(now)+" ORDER BY created, id LIMIT 20")
 	if err != nil {
 		if ctx.Err() == nil {
@@ -202,7 +212,7 @@ func (q *Queue) sendDue(ctx context.Context) int {
 	var jobs []job
 	for rows.Next() {
 		var j job
-		if err := rows.Scan(&j.id, &j.kind, &j.payload, &j.message, &j.attempts); err != nil {
+		if err := rows.Scan(&j.id, &j.kind, &j.payload, &j.created, &j.attempts); err != nil {
 			rows.Close()
 			return 0
 		}
@@ -223,12 +233,14 @@ func (q *Queue) sendDue(ctx context.Context) int {
 }
 
 // claim leases a job to this node: only the UPDATE that finds it free
-// succeeds, so two nodes never send the same job at once.
+// and due succeeds, so two nodes never send the same job at once, and a
+// node that read the job before another one tried and rescheduled it
+// does not retry it ahead of its backoff.
 func (q *Queue) claim(ctx context.Context, id string) bool {
-	now := q.now()
+	now := q.stamp(q.now())
 	b := sqldb.NewBuilder(q.db.Dialect)
-	res, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET lockedUntil = "+b.Arg(q.stamp(now.Add(q.opts.Lease)))+
-		" WHERE id = "+b.Arg(id)+" AND status = 'pending' AND lockedUntil < "+b.Arg(q.stamp(now)))
+	res, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET lockedUntil = "+b.Arg(q.stamp(q.now().Add(q.opts.Lease)))+
+		" WHERE id = "+b.Arg(id)+" AND status = 'pending' AND lockedUntil < "+b.Arg(now)+" AND nextAttempt <= "+b.Arg(now))
 	if err != nil {
 		return false
 	}
@@ -237,42 +249,30 @@ func (q *Queue) claim(ctx context.Context, id string) bool {
 }
 
 func (q *Queue) process(ctx context.Context, j job) {
-	if j.message == "" {
-		q.mu.RLock()
-		resolve := q.resolvers[j.kind]
-		q.mu.RUnlock()
-		if resolve == nil {
-			q.fail(ctx, j, errors.New("no handler for mail job kind "+j.kind), true)
-			return
-		}
-		m, err := resolve(ctx, json.RawMessage(j.payload))
-		if err != nil {
-			q.fail(ctx, j, err, false)
-			return
-		}
-		if m == nil {
-			q.finish(ctx, j.id)
-			return
-		}
-		raw, _ := json.Marshal(m)
-		j.message = string(raw)
-		// Keep the resolved message: retries resend exactly this one (a
-		// one-time code is generated once).
-		b := sqldb.NewBuilder(q.db.Dialect)
-		if _, err := b.Exec(ctx, q.db.Write, "UPDATE _mailQueue SET message = "+b.Arg(j.message)+" WHERE id = "+b.Arg(j.id)); err != nil {
-			q.fail(ctx, j, err, false)
-			return
-		}
+	if created, err := time.Parse(queueTime, j.created); err == nil && q.now().Sub(created) > q.opts.MaxAge {
+		q.fail(ctx, j, errors.New("not delivered within the maximum age of a queued email"), true)
+		return
 	}
-	var m Message
-	if err := json.Unmarshal([]byte(j.message), &m); err != nil {
-		q.fail(ctx, j, err, true)
+	q.mu.RLock()
+	resolve := q.resolvers[j.kind]
+	q.mu.RUnlock()
+	if resolve == nil {
+		q.fail(ctx, j, errors.New("no handler for mail job kind "+j.kind), true)
+		return
+	}
+	m, err := resolve(ctx, json.RawMessage(j.payload))
+	if err != nil {
+		q.fail(ctx, j, err, false)
+		return
+	}
+	if m == nil {
+		q.finish(ctx, j.id)
 		return
 	}
 	cfg, err := q.smtp(ctx)
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err = Send(sctx, cfg, m)
+		err = Send(sctx, cfg, *m)
 		cancel()
 	}
 	if err != nil {

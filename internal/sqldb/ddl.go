@@ -58,12 +58,12 @@ var systemDDL = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS idx__sessions_record ON _sessions (collection, record)`,
 	// The outgoing mail queue (see mail.Queue): jobs are resolved into a
-	// message and delivered in the background, retried with backoff.
+	// message at each attempt and delivered in the background, retried
+	// with backoff. Rendered messages (with their tokens) are not stored.
 	`CREATE TABLE IF NOT EXISTS _mailQueue (
 		id TEXT PRIMARY KEY NOT NULL,
 		kind TEXT NOT NULL,
 		payload TEXT NOT NULL,
-		message TEXT NOT NULL DEFAULT '',
 		status TEXT NOT NULL,
 		attempts INTEGER NOT NULL DEFAULT 0,
 		nextAttempt TEXT NOT NULL,
