@@ -30,6 +30,17 @@ type Config struct {
 	PGMaxConns int `flag:"pg-max-conns" usage:"PostgreSQL: maximum open connections of this node"`
 	// PGStatementTimeout aborts runaway statements.
 	PGStatementTimeout time.Duration `flag:"pg-statement-timeout" usage:"PostgreSQL: abort statements running longer than this"`
+	// ChangesPoll is how often each node reads the change log when no
+	// wake-up arrived: the bound on realtime latency when a notification
+	// is lost (and the latency on engines without notifications).
+	ChangesPoll time.Duration `flag:"changes-poll" usage:"how often each node reads the change log without a wake-up (bounds realtime delay when a notification is lost)"`
+	// ChangesMaxAge and ChangesMaxCount bound the change log: a client
+	// can resume from any position still in it.
+	ChangesMaxAge time.Duration `flag:"changes-max-age" usage:"keep change log entries (for realtime resume) this long"`
+	// ChangesMaxCount: see ChangesMaxAge.
+	ChangesMaxCount int `flag:"changes-max-count" usage:"keep at most this many change log entries (-1: no count limit)"`
+	// PGLockTimeout bounds a statement's wait for a lock (then 503).
+	PGLockTimeout time.Duration `flag:"pg-lock-timeout" usage:"PostgreSQL: give up waiting for a row or table lock after this (the request gets a 503)"`
 	// SQLiteSynchronous is PRAGMA synchronous (FULL: every acknowledged
 	// write is on disk before the answer).
 	SQLiteSynchronous string `flag:"sqlite-synchronous" usage:"SQLite: PRAGMA synchronous (FULL keeps every acknowledged write on power loss)"`
@@ -120,6 +131,10 @@ func DefaultConfig() Config {
 		DataDir:            "./plinth_data",
 		PGMaxConns:         20,
 		PGStatementTimeout: 30 * time.Second,
+		PGLockTimeout:      5 * time.Second,
+		ChangesPoll:        time.Second,
+		ChangesMaxAge:      24 * time.Hour,
+		ChangesMaxCount:    100000,
 		SQLiteSynchronous:  "FULL",
 		PasswordHashing:    HashParams{MemoryKiB: 19 * 1024, Iterations: 2},
 		MaxBodyBytes:       16 << 20,

@@ -90,11 +90,24 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.FileSweepInterval >= 0 {
 		c.StartFileSweeper(bg, cfg.FileSweepInterval, cfg.FileSweepAge)
 	}
-	broker := realtime.New(c.Records, ident, c.Schema, db.Notifier, cfg.Logger, realtime.Options{})
-	c.Records.Subscribe(broker.Publish)
+	go c.Records.Changes.Run(bg)
+	broker := realtime.New(c.Records, ident, c.Schema, cfg.Logger, realtime.Options{Poll: cfg.ChangesPoll})
 	ident.Revoked = broker.Revoke
 	go broker.Run(bg)
 	sched := cron.New(db, cfg.Logger, schema.RandomString(8))
+	// The change log is pruned by one node per run; clients further
+	// behind than what is kept get a reset event when they resume.
+	if err := sched.Add("changes-prune", "*/5 * * * *", func(ctx context.Context) error {
+		n, err := c.Records.Changes.Prune(ctx, cfg.ChangesMaxAge, cfg.ChangesMaxCount)
+		if n > 0 {
+			cfg.Logger.Debug("change log pruned", "entries", n)
+		}
+		return err
+	}); err != nil {
+		cancel()
+		db.Close()
+		return nil, err
+	}
 	go sched.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone, cron: sched}
 	var proxies []netip.Prefix
@@ -128,7 +141,7 @@ func openDB(ctx context.Context, cfg Config) (*sqldb.DB, error) {
 	case cfg.DB == "" || strings.HasPrefix(cfg.DB, "sqlite:"):
 		return sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
 	case strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://"):
-		return postgres.Open(ctx, cfg.DB, postgres.Options{MaxConns: cfg.PGMaxConns, StatementTimeout: cfg.PGStatementTimeout})
+		return postgres.Open(ctx, cfg.DB, postgres.Options{MaxConns: cfg.PGMaxConns, StatementTimeout: cfg.PGStatementTimeout, LockTimeout: cfg.PGLockTimeout})
 	}
 	return nil, errors.New("unsupported database URL scheme (use postgres://... or leave empty for SQLite)")
 }
@@ -201,7 +214,7 @@ func (a *App) Close() error {
 	a.stop()
 	<-a.mailDone
 	select {
-	case <-a.broker.Flushed():
+	case <-a.core.Records.Changes.Done():
 	case <-time.After(6 * time.Second):
 	}
 	return a.db.Close()

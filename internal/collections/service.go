@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
@@ -40,7 +41,7 @@ func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon
 		log = slog.Default()
 	}
 	a := &Service{DB: db, Log: log}
-	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log}
+	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log, Changes: changes.New(db, log)}
 	if db.Lock != nil {
 		// Nodes starting together on an empty database would race to
 		// create the same tables and apply the same migrations: one at a
@@ -72,7 +73,7 @@ type storedCollection struct {
 
 func (a *Service) bootstrap(ctx context.Context) error {
 	err := a.DB.Tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range sqldb.SystemDDL() {
+		for _, q := range sqldb.SystemDDL(a.DB.Dialect) {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}

@@ -59,7 +59,7 @@ func TestRunsOncePerSlotAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range sqldb.SystemDDL() {
+	for _, q := range sqldb.SystemDDL(db.Dialect) {
 		if _, err := db.Write.Exec(q); err != nil {
 			t.Fatal(err)
 		}

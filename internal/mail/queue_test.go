@@ -49,7 +49,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 }
 
 func withSystemTables(t *testing.T, db *sqldb.DB) *sqldb.DB {
-	for _, q := range sqldb.SystemDDL() {
+	for _, q := range sqldb.SystemDDL(db.Dialect) {
 		if _, err := db.Write.Exec(q); err != nil {
 			t.Fatal(err)
 		}

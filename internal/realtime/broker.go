@@ -15,6 +15,7 @@ package realtime
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -24,45 +25,48 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
-	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
 // Options tune the broker.
 type Options struct {
 	// QueueSize bounds undelivered messages per client (default 64).
 	QueueSize int
-	// History is how many recent events are kept for resuming (default 1024).
-	History int
 	// Grace keeps a disconnected client's subscriptions for a reconnect
 	// with Last-Event-ID (default 60s).
 	Grace time.Duration
+	// Poll is how often the change log is read when nothing woke the
+	// broker (default 1s): the backstop for lost wake-up hints.
+	Poll time.Duration
 }
 
-// Broker owns clients and subscriptions on one node.
+// Broker owns clients and subscriptions on one node. Events come from the
+// durable change log (package changes), read in commit order from the
+// broker's own position; their ids are log positions, the same on every
+// node, so a client can resume on any node.
 type Broker struct {
 	recs   *records.Service
 	auth   Authenticator
 	schema func() *schema.Snapshot
-	notify sqldb.Notifier
 	log    *slog.Logger
 	opts   Options
-	node   string
+	clog   *changes.Log
 
 	events  chan *event
-	pubMu   sync.Mutex
-	outbox  chan string
-	flushed chan struct{}
 	stopped chan struct{}
 	stop    sync.Once
-	seq     atomic.Uint64
+	// head is the last log position read (events up to it are queued);
+	// dispatched the last one handed to subscribers.
+	head       atomic.Uint64
+	dispatched atomic.Uint64
+	started    chan struct{} // closed once head is known
 
 	mu      sync.RWMutex
 	clients map[string]*Client
 	byColl  map[string]map[*Client]struct{} // collection id -> subscribed clients
-	ring    []*event                        // recent events, oldest first
 
 	// Dropped counts clients disconnected for falling behind.
 	Dropped atomic.Int64
@@ -80,26 +84,20 @@ type event struct {
 // revocation names an auth record whose tokens or sessions were revoked.
 type revocation struct{ collectionID, recordID string }
 
-// actionRevoke marks a revocation among the changes sent to other nodes.
-const actionRevoke = "revoke"
-
 // Revoke re-checks, on this node and every other, the connections
 // authenticated as record recordID of collection collectionID: those
 // whose token no longer authenticates (logout everywhere, a session
-// ended) continue as anonymous. It travels in the event stream, so every
+// ended) continue as anonymous. It is written to the change log, so every
 // event committed after the revocation is filtered for the new identity.
 func (b *Broker) Revoke(collectionID, recordID string) {
-	if !b.enqueueEvent(&event{revoke: &revocation{collectionID, recordID}}) || b.notify == nil {
-		return
-	}
-	payload, err := json.Marshal(wireChange{Node: b.node, Action: actionRevoke, Collection: collectionID, Values: map[string]any{"id": recordID}})
-	if err != nil {
-		return
-	}
-	select {
-	case b.outbox <- string(payload):
-	default:
-		b.log.Warn("realtime: cross-node queue full, revocation not sent to other nodes")
+	if err := b.clog.AppendRevoke(context.Background(), collectionID, recordID); err != nil {
+		// The log is unreachable: at least this node's connections are
+		// re-checked now.
+		b.log.Warn("realtime: revocation not written to the change log", "err", err)
+		select {
+		case b.events <- &event{revoke: &revocation{collectionID, recordID}}:
+		case <-b.stopped:
+		}
 	}
 }
 
@@ -108,19 +106,20 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (*schema.Collection, *records.Record, error)
 }
 
-// New creates a broker; Run must be started for events to flow.
-func New(recs *records.Service, auth Authenticator, snap func() *schema.Snapshot, n sqldb.Notifier, log *slog.Logger, o Options) *Broker {
+// New creates a broker over the change log of recs; Run must be started
+// for events to flow.
+func New(recs *records.Service, auth Authenticator, snap func() *schema.Snapshot, log *slog.Logger, o Options) *Broker {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 64
-	}
-	if o.History <= 0 {
-		o.History = 1024
 	}
 	if o.Grace <= 0 {
 		o.Grace = time.Minute
 	}
-	return &Broker{recs: recs, auth: auth, schema: snap, notify: n, log: log, opts: o, node: randomID(8),
-		flushed: make(chan struct{}), events: make(chan *event, 8192), outbox: make(chan string, 8192), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	return &Broker{recs: recs, auth: auth, schema: snap, log: log, opts: o, clog: recs.Changes, started: make(chan struct{}),
+		events: make(chan *event, 1024), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
 }
 
 func randomID(n int) string {
@@ -129,111 +128,12 @@ func randomID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// EventsChannel is the notification channel carrying changes between nodes.
-const EventsChannel = "plinth_events"
+// EventsChannel is the notification channel that wakes other nodes.
+const EventsChannel = changes.Channel
 
-// wireChange is a change as sent to other nodes.
-type wireChange struct {
-	Node       string         `json:"node"`
-	Action     string         `json:"action"`
-	Collection string         `json:"collection"`
-	Values     map[string]any `json:"values"`
-}
-
-// maxNotify keeps payloads under PostgreSQL's 8000-byte NOTIFY limit;
-// larger records are announced by id and read back by the receivers.
-const maxNotify = 7000
-
-// Publish queues a committed change for fan-out here and on other nodes.
-// It is called by writers after commit and does not wait for clients.
-func (b *Broker) Publish(ch records.Change) {
-	if !b.enqueueEvent(&event{change: ch}) {
-		return
-	}
-	if b.notify == nil {
-		return
-	}
-	w := wireChange{Node: b.node, Action: ch.Action, Collection: ch.Record.Collection.ID, Values: ch.Record.Values}
-	payload, err := json.Marshal(w)
-	if err != nil {
-		return
-	}
-	if len(payload) > maxNotify {
-		w.Values = map[string]any{"id": ch.Record.ID()}
-		payload, _ = json.Marshal(struct {
-			wireChange
-			Ref bool `json:"ref"`
-		}{w, true})
-	}
-	// One sender keeps other nodes' events in commit order.
-	select {
-	case b.outbox <- string(payload):
-	default:
-		b.log.Warn("realtime: cross-node queue full, event not sent to other nodes")
-	}
-}
-
-// enqueueEvent numbers an event and queues it for fan-out. Numbering and
-// queueing happen together under pubMu, so the queue is in sequence
-// order and a subscription can tell events committed before it started.
-func (b *Broker) enqueueEvent(ev *event) bool {
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
-	ev.seq = b.seq.Add(1)
-	select {
-	case b.events <- ev:
-		return true
-	case <-b.stopped:
-		return false
-	}
-}
-
-// sendLoop publishes queued events to other nodes in order.
-// When ctx ends it still sends what is queued (for up to 5 seconds), so
-// a node that stops, or a CLI command that changed data, announces its
-// last changes before the database closes; Flushed reports when done.
-func (b *Broker) sendLoop(ctx context.Context) {
-	defer close(b.flushed)
-	// A send already started finishes even when ctx ends meanwhile: the
-	// change it announces is committed.
-	send := func(ctx context.Context, p string) {
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := b.notify.Notify(nctx, EventsChannel, p); err != nil {
-			b.log.Warn("realtime: cross-node publish failed", "err", err)
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			for {
-				select {
-				case p := <-b.outbox:
-					send(drain, p)
-				default:
-					return
-				}
-			}
-		case p := <-b.outbox:
-			send(ctx, p)
-		}
-	}
-}
-
-// Flushed is closed once events queued for other nodes have been sent
-// after Run's context ended (at once on a single node).
-func (b *Broker) Flushed() <-chan struct{} { return b.flushed }
-
-// Run fans out events until ctx ends, and listens for other nodes'.
+// Run reads the change log and fans out events until ctx ends.
 func (b *Broker) Run(ctx context.Context) {
-	if b.notify != nil {
-		go b.notify.Listen(ctx, EventsChannel, func(p string) { b.remote(ctx, p) })
-		go b.sendLoop(ctx)
-	} else {
-		close(b.flushed)
-	}
+	go b.tail(ctx)
 	sweep := time.NewTicker(b.opts.Grace / 2)
 	defer sweep.Stop()
 	for {
@@ -249,51 +149,80 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 }
 
-// remote turns another node's change back into a record and queues it.
-func (b *Broker) remote(ctx context.Context, payload string) {
-	var w struct {
-		wireChange
-		Ref bool `json:"ref"`
-	}
-	if json.Unmarshal([]byte(payload), &w) != nil || w.Node == b.node {
-		return
-	}
-	if w.Action == actionRevoke {
-		id, _ := w.Values["id"].(string)
-		b.enqueueEvent(&event{revoke: &revocation{w.Collection, id}})
-		return
-	}
-	c := b.schema().Get(w.Collection)
-	if c == nil {
-		return
-	}
-	var rec *records.Record
-	if w.Ref {
-		id, _ := w.Values["id"].(string)
-		r, err := b.recs.Lookup(ctx, c, id)
-		if err != nil || r == nil {
-			rec = &records.Record{Collection: c, Values: map[string]any{"id": id}}
-		} else {
-			rec = r
+// tail starts at the log's head (what was committed before this node
+// started is history, replayed only to clients that resume) and queues
+// every later entry as an event, in order.
+func (b *Broker) tail(ctx context.Context) {
+	var head uint64
+	for {
+		_, h, err := b.clog.Bounds(ctx)
+		if err == nil {
+			head = h
+			break
 		}
-	} else {
-		rec = records.FromWire(c, w.Values)
+		b.log.Warn("realtime: reading the change log failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.opts.Poll):
+		}
 	}
-	b.enqueueEvent(&event{change: records.Change{Action: w.Action, Record: rec}})
+	b.head.Store(head)
+	b.dispatched.Store(head)
+	close(b.started)
+	b.clog.Tail(ctx, head, b.opts.Poll, func(batch []changes.Entry) {
+		for _, e := range batch {
+			ev := b.toEvent(ctx, e)
+			select {
+			case b.events <- ev:
+			case <-ctx.Done():
+				return
+			}
+			b.head.Store(e.Seq)
+		}
+	})
+}
+
+// Started is closed once the broker knows its position in the change log.
+func (b *Broker) Started() <-chan struct{} { return b.started }
+
+// toEvent turns a log entry into an event. An entry of a collection that
+// no longer exists (or was re-created under its name) carries no change,
+// but keeps its place in the sequence.
+func (b *Broker) toEvent(ctx context.Context, e changes.Entry) *event {
+	ev := &event{seq: e.Seq}
+	if e.Action == changes.ActionRevoke {
+		ev.revoke = &revocation{e.CollectionID, e.Record}
+		return ev
+	}
+	// Resolve re-reads the schema on a miss: a collection created through
+	// another node a moment ago is known here at once.
+	c, err := b.recs.Collection(ctx, e.Collection)
+	if err != nil || c == nil || c.ID != e.CollectionID {
+		return ev
+	}
+	var vals map[string]any
+	if json.Unmarshal(e.Data, &vals) != nil {
+		return ev
+	}
+	ev.change = records.Change{Action: e.Action, Record: records.FromWire(c, vals)}
+	return ev
 }
 
 // dispatch delivers one event to every matching subscription.
 func (b *Broker) dispatch(ctx context.Context, ev *event) {
+	if ev.seq > 0 {
+		b.dispatched.Store(ev.seq)
+	}
 	if r := ev.revoke; r != nil {
 		b.revalidate(ctx, r.collectionID, r.recordID, false)
 		return
 	}
+	if ev.change.Record == nil {
+		return
+	}
 	coll := ev.change.Record.Collection
 	b.mu.Lock()
-	b.ring = append(b.ring, ev)
-	if len(b.ring) > b.opts.History {
-		b.ring = b.ring[len(b.ring)-b.opts.History:]
-	}
 	targets := make([]*Client, 0, len(b.byColl[coll.ID]))
 	for c := range b.byColl[coll.ID] {
 		targets = append(targets, c)
@@ -339,19 +268,36 @@ func (b *Broker) deliver(ctx context.Context, c *Client, ev *event, dc *delivery
 }
 
 // deliverLocked runs with c.deliverMu held. Events arrive in sequence
-// order; one at or below lastSeq was already replayed after a resume.
+// order; one at or below lastSeq was already replayed after a resume, and
+// a client replaying from the log takes nothing live until it caught up.
 func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *deliveryCache) {
-	if ev.seq <= c.lastSeq {
+	if c.replaying || ev.seq <= c.lastSeq {
 		return
 	}
 	c.mu.Lock()
-	caller, ident, subs, attached := c.caller, c.ident, c.subList, c.attached
+	attached := c.attached
 	c.mu.Unlock()
 	if !attached {
-		// Nobody is reading: a resume replays from history instead.
+		// Nobody is reading: a resume replays from the log instead.
 		return
 	}
 	c.lastSeq = ev.seq
+	b.collect(ctx, c, ev, dc, func(m *message) bool {
+		if !c.enqueue(m) {
+			b.Dropped.Add(1)
+			b.drop(c)
+			return false
+		}
+		return true
+	})
+}
+
+// collect renders ev for each of c's subscriptions that may see it and
+// hands the messages to out, which returns false to stop.
+func (b *Broker) collect(ctx context.Context, c *Client, ev *event, dc *deliveryCache, out func(*message) bool) {
+	c.mu.Lock()
+	caller, ident, subs := c.caller, c.ident, c.subList
+	c.mu.Unlock()
 	rec := ev.change.Record
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
@@ -379,9 +325,7 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 			}
 			dc.rendered[key] = msg
 		}
-		if msg != nil && !c.enqueue(msg) {
-			b.Dropped.Add(1)
-			b.drop(c)
+		if msg != nil && !out(msg) {
 			return
 		}
 	}
@@ -536,39 +480,50 @@ func (b *Broker) render(ctx context.Context, caller *records.Caller, s *Subscrip
 
 // revalidate re-evaluates connections authenticated as an auth record
 // that changed or was revoked: deleted, re-keyed (password change, logout
-// everywhere) or with its session ended means anonymous from now on;
-// otherwise their rules see the new values.
+// everywhere), unverified where the collection requires verification, or
+// with its session ended means anonymous from now on; otherwise their
+// rules see the new values.
 func (b *Broker) revalidate(ctx context.Context, collectionID, recordID string, deleted bool) {
 	b.mu.RLock()
 	var affected []*Client
 	for _, c := range b.clients {
-		c.mu.Lock()
-		if c.caller.Auth != nil && c.caller.AuthCollection.ID == collectionID && c.caller.Auth.ID() == recordID {
+		if c.is(collectionID, recordID) {
 			affected = append(affected, c)
 		}
-		c.mu.Unlock()
 	}
 	b.mu.RUnlock()
 	for _, c := range affected {
-		c.mu.Lock()
-		tok, prev := c.token, c.caller
-		c.mu.Unlock()
-		// Only the identity is re-checked: what rules read of the request
-		// (method, query, headers) stays what the client sent.
-		caller := &records.Caller{Method: prev.Method, Query: prev.Query, Headers: prev.Headers}
-		if !deleted && tok != "" {
-			if col, rec, err := b.auth.Authenticate(ctx, tok); err == nil {
-				caller.AuthCollection, caller.Auth = col, rec
-			}
-		}
-		c.mu.Lock()
-		c.caller = caller
-		if caller.Auth == nil {
-			c.token = ""
-		}
-		c.ident = identity(c.caller)
-		c.mu.Unlock()
+		b.recheck(ctx, c, deleted)
 	}
+}
+
+// is reports whether c is authenticated as the given auth record.
+func (c *Client) is(collectionID, recordID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.caller.Auth != nil && c.caller.AuthCollection.ID == collectionID && c.caller.Auth.ID() == recordID
+}
+
+// recheck authenticates c's token again (see revalidate).
+func (b *Broker) recheck(ctx context.Context, c *Client, deleted bool) {
+	c.mu.Lock()
+	tok, prev := c.token, c.caller
+	c.mu.Unlock()
+	// Only the identity is re-checked: what rules read of the request
+	// (method, query, headers) stays what the client sent.
+	caller := &records.Caller{Method: prev.Method, Query: prev.Query, Headers: prev.Headers}
+	if !deleted && tok != "" {
+		if col, rec, err := b.auth.Authenticate(ctx, tok); err == nil {
+			caller.AuthCollection, caller.Auth = col, rec
+		}
+	}
+	c.mu.Lock()
+	c.caller = caller
+	if caller.Auth == nil {
+		c.token = ""
+	}
+	c.ident = identity(c.caller)
+	c.mu.Unlock()
 }
 
 // Subscription is one topic a client listens to.
@@ -634,6 +589,8 @@ type Client struct {
 	queue chan *message
 	gone  chan struct{} // closed when the broker drops the client
 	once  sync.Once
+	// kick asks the connection's writer to replay from the log.
+	kick chan struct{}
 
 	mu         sync.Mutex
 	caller     *records.Caller
@@ -646,10 +603,16 @@ type Client struct {
 	// superseded is closed when a resume takes the client over from a
 	// connection the server has not yet seen die.
 	superseded chan struct{}
+	// resumeAt, when set, is the log position a client that reconnected
+	// to a node not knowing it resumes from once it subscribes again.
+	resumeAt uint64
+	// sent is the position of the last event written to the connection.
+	sent atomic.Uint64
 
-	// deliverMu orders live delivery against a resume's replay.
+	// deliverMu orders live delivery against a replay.
 	deliverMu sync.Mutex
 	lastSeq   uint64
+	replaying bool
 }
 
 type message struct {
@@ -673,7 +636,7 @@ func (b *Broker) Connect(caller *records.Caller, token string) *Client {
 	if caller == nil {
 		caller = &records.Caller{}
 	}
-	c := &Client{ID: randomID(20), queue: make(chan *message, b.opts.QueueSize), gone: make(chan struct{}),
+	c := &Client{ID: randomID(20), queue: make(chan *message, b.opts.QueueSize), gone: make(chan struct{}), kick: make(chan struct{}, 1),
 		caller: caller, ident: identity(caller), token: token, subs: map[string]*Subscription{}, attached: true, superseded: make(chan struct{})}
 	b.mu.Lock()
 	b.clients[c.ID] = c
@@ -681,15 +644,49 @@ func (b *Broker) Connect(caller *records.Caller, token string) *Client {
 	return c
 }
 
-// Resume re-attaches a client and queues the events it missed after
-// lastSeq (when they are still in history). ok is false when the client
-// is unknown or belongs to someone else.
-func (b *Broker) Resume(ctx context.Context, id string, lastSeq uint64, caller *records.Caller) (*Client, bool) {
+// ErrReset means a client's resume position is not in the change log any
+// more (pruned, or from another database): it must reload what it shows.
+var ErrReset = errors.New("resume position out of the change log's retention")
+
+// checkPosition reports whether the log still holds every entry after pos.
+func (b *Broker) checkPosition(ctx context.Context, pos uint64) error {
+	floor, head, err := b.clog.Bounds(ctx)
+	if err != nil {
+		return err
+	}
+	if pos < floor || pos > head {
+		return ErrReset
+	}
+	return nil
+}
+
+// ConnectResuming registers a new client for a connection that carries a
+// resume position but whose client this node does not know (it was
+// connected to another node, or this one restarted): once the client
+// subscribes again, every event after pos that its subscriptions may see
+// is replayed from the log before live events. ErrReset means pos is out
+// of retention; the client is connected without replay.
+func (b *Broker) ConnectResuming(ctx context.Context, caller *records.Caller, token string, pos uint64) (*Client, error) {
+	err := b.checkPosition(ctx, pos)
+	c := b.Connect(caller, token)
+	if err == nil {
+		c.mu.Lock()
+		c.resumeAt = pos
+		c.mu.Unlock()
+	}
+	return c, err
+}
+
+// Resume re-attaches a known client and has its connection replay, from
+// the log, the events after lastSeq (0: after the last one written to
+// it). ok is false when the client is unknown or belongs to someone
+// else; ErrReset when lastSeq is out of retention (nothing is replayed).
+func (b *Broker) Resume(ctx context.Context, id string, lastSeq uint64, caller *records.Caller) (*Client, bool, error) {
 	b.mu.Lock()
 	c := b.clients[id]
 	if c == nil {
 		b.mu.Unlock()
-		return nil, false
+		return nil, false, nil
 	}
 	c.mu.Lock()
 	// The client id is an unguessable secret only ever sent down this
@@ -698,7 +695,7 @@ func (b *Broker) Resume(ctx context.Context, id string, lastSeq uint64, caller *
 	if caller != nil && caller.Auth != nil && identity(c.caller) != identity(caller) {
 		c.mu.Unlock()
 		b.mu.Unlock()
-		return nil, false
+		return nil, false, nil
 	}
 	// A reconnect often arrives before the old connection is noticed
 	// dead: the new one takes over.
@@ -707,26 +704,105 @@ func (b *Broker) Resume(ctx context.Context, id string, lastSeq uint64, caller *
 	c.attached = true
 	c.mu.Unlock()
 	b.mu.Unlock()
+	if lastSeq == 0 {
+		lastSeq = c.sent.Load()
+	}
+	err := b.checkPosition(ctx, lastSeq)
 	c.deliverMu.Lock()
 	defer c.deliverMu.Unlock()
-	// Drop what the old connection left undelivered: history replays it.
+	// Drop what the old connection left undelivered: the log replays it.
 	for len(c.queue) > 0 {
 		<-c.queue
 	}
-	b.mu.RLock()
-	var missed []*event
-	for _, ev := range b.ring {
-		if ev.seq > lastSeq {
-			missed = append(missed, ev)
-		}
+	if err != nil {
+		// Continue from now: the client is told to reload.
+		c.lastSeq = max(c.lastSeq, b.dispatched.Load())
+		return c, true, err
 	}
-	b.mu.RUnlock()
 	c.lastSeq = lastSeq
-	for _, ev := range missed {
-		// The cache is per event: decisions and payloads differ by event.
-		b.deliverLocked(ctx, c, ev, newDeliveryCache())
+	c.replaying = true
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
-	return c, true
+	return c, true, nil
+}
+
+// replayBatch is how many log entries a replay reads at a time.
+const replayBatch = 256
+
+// errSuperseded ends a replay whose connection was taken over.
+var errSuperseded = errors.New("connection superseded")
+
+// replay streams to the connection, through send, every event after the
+// client's position that its subscriptions may see, reading the log in
+// batches; when it has caught up with live delivery the client goes live.
+// It runs on the connection's own goroutine, so a long replay occupies
+// that connection only, and is never squeezed through the live queue.
+func (b *Broker) replay(ctx context.Context, c *Client, mine chan struct{}, send func(*message) error) error {
+	for {
+		c.deliverMu.Lock()
+		from, on := c.lastSeq, c.replaying
+		c.deliverMu.Unlock()
+		if !on {
+			return nil
+		}
+		batch, err := b.clog.Read(ctx, from, replayBatch)
+		if err != nil {
+			return err
+		}
+		for _, e := range batch {
+			select {
+			case <-mine:
+				return errSuperseded
+			default:
+			}
+			if err := b.replayOne(ctx, c, b.toEvent(ctx, e), send); err != nil {
+				return err
+			}
+			c.deliverMu.Lock()
+			c.lastSeq = e.Seq
+			c.deliverMu.Unlock()
+		}
+		if len(batch) == replayBatch {
+			continue
+		}
+		// Caught up with what the log holds: go live if live delivery is
+		// not ahead (every event up to dispatched is in the log, so the
+		// next read gets it otherwise). From here deliverLocked skips the
+		// events this replay already covered.
+		c.deliverMu.Lock()
+		if c.lastSeq >= b.dispatched.Load() {
+			c.replaying = false
+			c.deliverMu.Unlock()
+			return nil
+		}
+		c.deliverMu.Unlock()
+	}
+}
+
+// replayOne delivers one replayed event to c, applying revocations and
+// changes to c's own auth record on the way as live delivery does.
+func (b *Broker) replayOne(ctx context.Context, c *Client, ev *event, send func(*message) error) error {
+	if r := ev.revoke; r != nil {
+		if c.is(r.collectionID, r.recordID) {
+			b.recheck(ctx, c, false)
+		}
+		return nil
+	}
+	if ev.change.Record == nil {
+		return nil
+	}
+	rec := ev.change.Record
+	if rec.Collection.IsAuth() && c.is(rec.Collection.ID, rec.ID()) {
+		b.recheck(ctx, c, ev.change.Action == records.ActionDelete)
+	}
+	var err error
+	b.collect(ctx, c, ev, newDeliveryCache(), func(m *message) bool {
+		err = send(m)
+		return err == nil
+	})
+	return err
 }
 
 // attachment returns the channel closed when this connection is superseded.
@@ -759,7 +835,13 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 		c.caller = &next
 	}
 	old := c.subs
-	now := b.seq.Load()
+	now := b.head.Load()
+	resume := c.resumeAt
+	if resume > 0 && len(subs) > 0 {
+		// The first subscriptions after reconnecting to this node start
+		// where the client left off on the other one.
+		now, c.resumeAt = resume, 0
+	}
 	c.subs = make(map[string]*Subscription, len(subs))
 	list := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
@@ -777,6 +859,15 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 	}
 	c.subList = list
 	c.mu.Unlock()
+	if resume > 0 && len(subs) > 0 {
+		c.deliverMu.Lock()
+		c.lastSeq, c.replaying = resume, true
+		c.deliverMu.Unlock()
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
 	b.mu.Lock()
 	for _, s := range old {
 		if m := b.byColl[s.collectionID]; m != nil {

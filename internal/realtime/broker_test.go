@@ -15,7 +15,7 @@ func testBroker() *Broker {
 	posts := &schema.Collection{ID: "p1", Name: "posts", Type: schema.TypeBase, Fields: []*schema.Field{{Name: "title", Type: schema.FieldText}}}
 	snap := schema.NewSnapshot(1, []*schema.Collection{posts})
 	recs := &records.Service{Schema: func() *schema.Snapshot { return snap }}
-	return New(recs, nil, recs.Schema, nil, slog.Default(), Options{})
+	return New(recs, nil, recs.Schema, slog.Default(), Options{})
 }
 
 func TestParseSubscriptions(t *testing.T) {

@@ -22,23 +22,23 @@ var Heartbeat = 25 * time.Second
 // is disconnected instead of holding a goroutine forever.
 const writeTimeout = 10 * time.Second
 
-// ServeSSE streams events to a client. A reconnect may pass ?clientId=
-// and the Last-Event-ID header to resume its subscriptions and receive
-// the events it missed.
+// ServeSSE streams events to a client. Event ids are change log
+// positions, the same on every node. A reconnect resumes:
+//   - with ?clientId= of a client this node knows (or a Last-Event-ID that
+//     is such a client id), its subscriptions continue and the events it
+//     missed are replayed;
+//   - with only a position (Last-Event-ID, or ?lastEventId= for clients
+//     that open a new stream), on any node: the client gets a new id,
+//     subscribes again, and its new subscriptions replay from there.
+//
+// A position the log no longer holds gets a plinth_reset event: reload.
 func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	var c *Client
-	if id := r.URL.Query().Get("clientId"); id != "" {
-		last, _ := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
-		c, _ = b.Resume(r.Context(), id, last, caller)
-	}
-	if c == nil {
-		c = b.Connect(caller, token)
-	}
+	c, resetErr := b.attach(r, caller, token)
 	mine := c.attachment()
 	w.WriteHeader(http.StatusOK)
 	write := func(p []byte) error {
@@ -53,9 +53,21 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 		b.Detach(c, mine)
 		return
 	}
+	if resetErr != nil && write(resetEvent(b.dispatched.Load(), resetErr)) != nil {
+		b.Detach(c, mine)
+		return
+	}
 	tick := time.NewTicker(Heartbeat)
 	defer tick.Stop()
 	buf := make([]byte, 0, 512)
+	one := func(m *message) error {
+		buf = appendSSE(buf[:0], m)
+		if err := write(buf); err != nil {
+			return err
+		}
+		c.sent.Store(m.seq)
+		return nil
+	}
 	for {
 		select {
 		case <-r.Context().Done():
@@ -65,6 +77,11 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 			return
 		case <-mine:
 			return
+		case <-c.kick:
+			if err := b.replay(r.Context(), c, mine, one); err != nil {
+				b.Detach(c, mine)
+				return
+			}
 		case <-tick.C:
 			if write([]byte(":\n\n")) != nil {
 				b.Detach(c, mine)
@@ -72,14 +89,10 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 			}
 		case m := <-c.queue:
 			buf = buf[:0]
+			last := m.seq
 			for {
-				buf = append(buf, "id: "...)
-				buf = strconv.AppendUint(buf, m.seq, 10)
-				buf = append(buf, "\nevent: "...)
-				buf = append(buf, m.topic...)
-				buf = append(buf, "\ndata: "...)
-				buf = append(buf, m.data...)
-				buf = append(buf, "\n\n"...)
+				buf = appendSSE(buf, m)
+				last = m.seq
 				// Coalesce whatever else is queued into one flush.
 				select {
 				case m = <-c.queue:
@@ -92,11 +105,64 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 				b.Detach(c, mine)
 				return
 			}
-			if cap(buf) > 64<<10 {
-				buf = make([]byte, 0, 512) // don't keep a burst's buffer per idle client
-			}
+			c.sent.Store(last)
+		}
+		if cap(buf) > 64<<10 {
+			buf = make([]byte, 0, 512) // don't keep a burst's buffer per idle client
 		}
 	}
+}
+
+// attach finds or creates the client of a new SSE connection (see
+// ServeSSE); a non-nil error means the client must be told to reset.
+func (b *Broker) attach(r *http.Request, caller *records.Caller, token string) (*Client, error) {
+	q := r.URL.Query()
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = q.Get("lastEventId")
+	}
+	pos, err := strconv.ParseUint(last, 10, 64)
+	id := q.Get("clientId")
+	if err != nil {
+		// Not a position: clients whose connect event carried the client
+		// id as its event id send that back.
+		if id == "" && last != "" && len(last) <= 64 {
+			id = last
+		}
+		pos = 0
+	}
+	if id != "" {
+		if c, ok, err := b.Resume(r.Context(), id, pos, caller); ok {
+			return c, err
+		}
+	}
+	if pos > 0 {
+		return b.ConnectResuming(r.Context(), caller, token, pos)
+	}
+	return b.Connect(caller, token), nil
+}
+
+// appendSSE appends one event in text/event-stream framing.
+func appendSSE(buf []byte, m *message) []byte {
+	buf = append(buf, "id: "...)
+	buf = strconv.AppendUint(buf, m.seq, 10)
+	buf = append(buf, "\nevent: "...)
+	buf = append(buf, m.topic...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, m.data...)
+	return append(buf, "\n\n"...)
+}
+
+// resetEvent tells a client its resume position is lost: it should
+// reload what it shows. Its id is the current position, so the next
+// reconnect resumes from here.
+func resetEvent(head uint64, err error) []byte {
+	reason := "The events since your last one are no longer kept; reload."
+	if !errors.Is(err, ErrReset) {
+		reason = "Missed events could not be read; reload."
+	}
+	data, _ := json.Marshal(map[string]any{"reason": reason})
+	return []byte("id: " + strconv.FormatUint(head, 10) + "\nevent: plinth_reset\ndata: " + string(data) + "\n\n")
 }
 
 // SubscribeRequest is the body of POST /api/realtime.
@@ -149,7 +215,14 @@ func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records
 	conn.SetReadLimit(64 << 10)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := b.Connect(caller, token)
+	var c *Client
+	var resetErr error
+	if pos, err := strconv.ParseUint(r.URL.Query().Get("lastEventId"), 10, 64); err == nil && pos > 0 {
+		// Resume on any node: the subscriptions sent next replay from pos.
+		c, resetErr = b.ConnectResuming(ctx, caller, token, pos)
+	} else {
+		c = b.Connect(caller, token)
+	}
 	defer b.drop(c)
 	send := func(v any) error {
 		data, err := json.Marshal(v)
@@ -162,6 +235,17 @@ func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records
 	}
 	if send(map[string]string{"type": "connect", "clientId": c.ID}) != nil {
 		return
+	}
+	if resetErr != nil && send(map[string]any{"type": "reset", "id": b.dispatched.Load()}) != nil {
+		return
+	}
+	event := func(m *message) error {
+		return send(struct {
+			Type  string          `json:"type"`
+			ID    uint64          `json:"id"`
+			Topic string          `json:"topic"`
+			Data  json.RawMessage `json:"data"`
+		}{"event", m.seq, m.topic, m.data})
 	}
 	go func() {
 		defer cancel()
@@ -216,13 +300,12 @@ func (b *Broker) ServeWS(w http.ResponseWriter, r *http.Request, caller *records
 			if err != nil {
 				return
 			}
+		case <-c.kick:
+			if b.replay(ctx, c, nil, event) != nil {
+				return
+			}
 		case m := <-c.queue:
-			if send(struct {
-				Type  string          `json:"type"`
-				ID    uint64          `json:"id"`
-				Topic string          `json:"topic"`
-				Data  json.RawMessage `json:"data"`
-			}{"event", m.seq, m.topic, m.data}) != nil {
+			if event(m) != nil {
 				return
 			}
 		}

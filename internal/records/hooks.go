@@ -2,9 +2,12 @@ package records
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"sync"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/schema"
 )
 
@@ -86,6 +89,33 @@ func (s *Service) runBefore(ctx context.Context, action string, caller *Caller, 
 		}
 	}
 	return nil
+}
+
+// logChanges appends changes to the durable change log inside tx, as the
+// transaction's last step.
+func (s *Service) logChanges(ctx context.Context, tx *sql.Tx, list []Change) error {
+	if s.Changes == nil {
+		return nil
+	}
+	entries := make([]changes.Entry, 0, len(list))
+	for _, ch := range list {
+		data, err := json.Marshal(ch.Record.Values)
+		if err != nil {
+			return err
+		}
+		c := ch.Record.Collection
+		entries = append(entries, changes.Entry{CollectionID: c.ID, Collection: c.Name, Record: ch.Record.ID(), Action: ch.Action, Data: data})
+	}
+	return s.Changes.Append(ctx, tx, entries...)
+}
+
+// committed runs after a write transaction committed: readers of the
+// change log are woken and in-process subscribers get the changes.
+func (s *Service) committed(list []Change) {
+	if s.Changes != nil {
+		s.Changes.Committed()
+	}
+	s.emit(list)
 }
 
 // emit hands committed changes to the subscribers.

@@ -17,6 +17,7 @@ import (
 	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
@@ -36,6 +37,9 @@ type Service struct {
 	Files files.Storage
 	// Mail queues the email flows' messages (set by RegisterMailJobs).
 	Mail *mail.Queue
+	// Changes is the durable change log every write appends to in its
+	// transaction (nil: no log, as in unit tests without a database).
+	Changes *changes.Log
 
 	rules sync.Map // rule text -> rules.Expr, rules are few and reused
 	hooks hooks

@@ -604,13 +604,16 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 			return err
 		}
 		r, err := s.fetchOne(ctx, tx, caller, c, id, nil, true, nil)
+		if err != nil {
+			return err
+		}
 		rec = r
-		return err
+		return s.logChanges(ctx, tx, []Change{{ActionCreate, rec}})
 	})
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.emit([]Change{{ActionCreate, rec}})
+	s.committed([]Change{{ActionCreate, rec}})
 	return rec, nil
 }
 
@@ -701,7 +704,10 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 			}
 		}
 		rec, err = s.fetchOne(ctx, tx, caller, c, id, nil, true, nil)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.logChanges(ctx, tx, []Change{{ActionUpdate, rec}})
 	})
 	if errors.Is(err, errLocate) {
 		return nil, s.locate(ctx, caller, c, id)
@@ -709,7 +715,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.emit([]Change{{ActionUpdate, rec}})
+	s.committed([]Change{{ActionUpdate, rec}})
 	s.afterCommit(ctx, []Change{{ActionUpdate, rec}}, before)
 	return rec, nil
 }
@@ -739,7 +745,10 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 			return errLocate
 		}
 		changes = nil
-		return s.deleteCascade(ctx, tx, c, old, map[string]bool{}, &changes)
+		if err := s.deleteCascade(ctx, tx, c, old, map[string]bool{}, &changes); err != nil {
+			return err
+		}
+		return s.logChanges(ctx, tx, changes)
 	})
 	if errors.Is(err, errLocate) {
 		return s.locate(ctx, caller, c, id)
@@ -747,7 +756,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return s.writeErr(c, err)
 	}
-	s.emit(changes)
+	s.committed(changes)
 	s.afterCommit(ctx, changes, nil)
 	return nil
 }

@@ -89,19 +89,79 @@ var systemDDL = []string{
 	)`,
 }
 
+// Outbound webhooks (see package webhooks): registrations, and one row
+// per (webhook, change) to deliver, which is also the delivery log.
+var webhookDDL = []string{
+	`CREATE TABLE IF NOT EXISTS _webhooks (
+		id TEXT PRIMARY KEY NOT NULL,
+		url TEXT NOT NULL,
+		collections TEXT NOT NULL,
+		actions TEXT NOT NULL,
+		filter TEXT NOT NULL DEFAULT '',
+		secret TEXT NOT NULL,
+		enabled BOOLEAN NOT NULL DEFAULT TRUE,
+		created TEXT NOT NULL,
+		updated TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS _webhookDeliveries (
+		id TEXT PRIMARY KEY NOT NULL,
+		webhook TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		payload TEXT NOT NULL,
+		status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		nextAttempt TEXT NOT NULL,
+		lastStatus INTEGER NOT NULL DEFAULT 0,
+		lastError TEXT NOT NULL DEFAULT '',
+		created TEXT NOT NULL,
+		updated TEXT NOT NULL,
+		UNIQUE (webhook, seq)
+	)`,
+	`CREATE INDEX IF NOT EXISTS idx__webhookDeliveries_pending ON _webhookDeliveries (status, webhook, seq)`,
+	// Leases: a named job that one node at a time may run (webhook
+	// delivery), held until a time and renewed while the node lives.
+	`CREATE TABLE IF NOT EXISTS _leases (
+		name TEXT PRIMARY KEY NOT NULL,
+		node TEXT NOT NULL,
+		until TEXT NOT NULL
+	)`,
+}
+
+// changesDDL creates the change log (see package changes): every
+// committed record change, in commit order, written in the transaction
+// that made it. Its key is engine-specific, hence a function.
+func changesDDL(d Dialect) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS _changes (
+		seq ` + d.SerialKey() + `,
+		collection TEXT NOT NULL,
+		name TEXT NOT NULL,
+		record TEXT NOT NULL,
+		action TEXT NOT NULL,
+		data TEXT NOT NULL,
+		created TEXT NOT NULL
+	)`,
+		`CREATE INDEX IF NOT EXISTS idx__changes_created ON _changes (created)`,
+	}
+}
+
 // SystemDDL returns the statements creating Plinth's own tables.
-func SystemDDL() []string { return systemDDL }
+func SystemDDL(d Dialect) []string {
+	out := append(append([]string(nil), systemDDL...), webhookDDL...)
+	return append(out, changesDDL(d)...)
+}
 
 // systemTables holds the lower-cased names of the tables systemDDL
 // creates, read from the statements so the list cannot drift.
 var systemTables = func() map[string]bool {
 	m := map[string]bool{}
-	for _, q := range systemDDL {
+	for _, q := range append(append([]string(nil), systemDDL...), webhookDDL...) {
 		if rest, ok := strings.CutPrefix(q, "CREATE TABLE IF NOT EXISTS "); ok {
 			name, _, _ := strings.Cut(rest, " ")
 			m[strings.ToLower(name)] = true
 		}
 	}
+	m["_changes"] = true // changesDDL needs a dialect to be written out
 	return m
 }()
 

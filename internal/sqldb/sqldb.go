@@ -60,6 +60,18 @@ type Dialect interface {
 	// ViewColumns returns the result columns of a SELECT and the storage
 	// class each appears to have, for inferring view collection fields.
 	ViewColumns(ctx context.Context, q Querier, query string) ([]ViewColumn, error)
+	// SerialKey is the column definition of an integer primary key that
+	// the engine numbers itself and never reuses.
+	SerialKey() string
+	// SerializeAppends is run in a write transaction before it appends to
+	// table, so appends commit in the order their keys were assigned (the
+	// change log needs commit order = key order); "" when the engine runs
+	// one write transaction at a time anyway.
+	SerializeAppends(table string) string
+	// Unavailable reports whether err means the database is in trouble
+	// rather than the request being wrong (a statement or lock timeout, a
+	// lost or refused connection), with a message for the client.
+	Unavailable(err error) (msg string, ok bool)
 }
 
 // ViewColumn is a result column of a view query.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,6 +45,10 @@ type Options struct {
 	// 30s), so one bad query cannot hold a connection and its locks
 	// forever.
 	StatementTimeout time.Duration
+	// LockTimeout bounds a statement's wait for a row or table lock
+	// (default 5s): requests touching a locked table fail with a 503
+	// instead of holding pool connections until every request stalls.
+	LockTimeout time.Duration
 	// ConnectTimeout bounds each connection attempt (default 5s), so an
 	// unreachable server fails start-up quickly instead of hanging.
 	ConnectTimeout time.Duration
@@ -54,6 +59,7 @@ const (
 	defaultMaxConns         = 20
 	defaultMinConns         = 2
 	defaultStatementTimeout = 30 * time.Second
+	defaultLockTimeout      = 5 * time.Second
 	defaultConnectTimeout   = 5 * time.Second
 )
 
@@ -67,6 +73,9 @@ func (o Options) withDefaults() Options {
 	o.MinConns = min(o.MinConns, o.MaxConns)
 	if o.StatementTimeout <= 0 {
 		o.StatementTimeout = defaultStatementTimeout
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = defaultLockTimeout
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = defaultConnectTimeout
@@ -94,6 +103,7 @@ func Open(ctx context.Context, connString string, o Options) (*sqldb.DB, error) 
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.LockTimeout.Milliseconds(), 10)
 	// Timestamps Plinth formats itself are UTC; a session in the server's
 	// local zone would make now() and casts disagree between nodes.
 	cfg.RuntimeParams["TimeZone"] = "UTC"
@@ -135,6 +145,12 @@ func advisoryLock(ctx context.Context, db *sql.DB, key int64) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// Waiting for another node's bootstrap is expected, and may take
+	// longer than the lock timeout meant for requests.
+	if _, err := conn.ExecContext(ctx, "SET lock_timeout = 0"); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 		conn.Close()
 		return nil, err
@@ -143,6 +159,7 @@ func advisoryLock(ctx context.Context, db *sql.DB, key int64) (func(), error) {
 		// Unlocking on a closed connection fails harmlessly: the server
 		// released the lock when the session ended.
 		conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", key)
+		conn.ExecContext(context.Background(), "RESET lock_timeout")
 		conn.Close()
 	}, nil
 }
@@ -240,6 +257,42 @@ var _ sqldb.Dialect = Dialect{}
 
 // Name implements sqldb.Dialect.
 func (Dialect) Name() string { return "postgres" }
+
+// SerialKey implements sqldb.Dialect.
+func (Dialect) SerialKey() string { return "BIGSERIAL PRIMARY KEY" }
+
+// SerializeAppends implements sqldb.Dialect. Sequence numbers are taken
+// before commit, so without this a reader could see number 8 committed
+// while 7 is still in flight, move past 7 and miss it. The lock conflicts
+// only with itself (and with pruning), not with readers, and is held from
+// the append to the commit: the last step of the transaction.
+func (Dialect) SerializeAppends(table string) string {
+	return "LOCK TABLE " + sqldb.QuoteIdent(table) + " IN SHARE ROW EXCLUSIVE MODE"
+}
+
+// Unavailable implements sqldb.Dialect from PostgreSQL's error classes:
+// 57014 statement timeout, 55P03 lock timeout, 53xxx insufficient
+// resources, 08xxx connection exceptions, 57P0x shutdown/restart; and
+// errors from failing to connect at all.
+func (Dialect) Unavailable(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "57014":
+			return "The database took too long to answer; try again.", true
+		case pe.Code == "55P03":
+			return "The data is locked by another operation; try again.", true
+		case strings.HasPrefix(pe.Code, "53"), strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "57P"):
+			return "The database is unavailable; try again.", true
+		}
+		return "", false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, driver.ErrBadConn) || pgconn.SafeToRetry(err) {
+		return "The database is unavailable; try again.", true
+	}
+	return "", false
+}
 
 // Placeholder implements sqldb.Dialect with PostgreSQL's numbered $n.
 func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }

@@ -114,6 +114,29 @@ var _ sqldb.Dialect = Dialect{}
 // Name implements sqldb.Dialect.
 func (Dialect) Name() string { return "sqlite" }
 
+// SerialKey implements sqldb.Dialect; AUTOINCREMENT keeps a number from
+// being handed out again after the rows above it were deleted.
+func (Dialect) SerialKey() string { return "INTEGER PRIMARY KEY AUTOINCREMENT" }
+
+// SerializeAppends implements sqldb.Dialect: SQLite has one writer.
+func (Dialect) SerializeAppends(string) string { return "" }
+
+// Unavailable implements sqldb.Dialect: a database locked by another
+// process beyond the busy timeout, or a full disk, is no client mistake.
+func (Dialect) Unavailable(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+		return "The database is busy; try again.", true
+	case strings.Contains(msg, "database or disk is full"):
+		return "The database cannot store more data right now.", true
+	}
+	return "", false
+}
+
 // Placeholder uses ?NNN so arguments are addressed by number.
 func (Dialect) Placeholder(n int) string { return "?" + sqldb.Itoa(n) }
 
