@@ -199,6 +199,14 @@ func (a *App) SweepOrphanFiles(ctx context.Context, olderThan time.Duration) (in
 	return a.core.SweepFiles(ctx, olderThan)
 }
 
+// PruneChangeLog applies the change log's retention (Config.ChangesMaxAge
+// and ChangesMaxCount) now, as the scheduled job does every five minutes,
+// and returns how many entries it removed. Realtime clients further behind
+// than what is kept get a reset event when they resume.
+func (a *App) PruneChangeLog(ctx context.Context) (int64, error) {
+	return a.core.Records.Changes.Prune(ctx, a.cfg.ChangesMaxAge, a.cfg.ChangesMaxCount)
+}
+
 // UpsertSuperuser creates the superuser or sets its password.
 func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error {
 	return a.core.UpsertSuperuser(ctx, email, password)

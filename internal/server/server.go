@@ -257,6 +257,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = apierr.New(http.StatusRequestEntityTooLarge, "The request body is too large (limit "+strconv.FormatInt(mbe.Limit, 10)+" bytes).")
 	}
 	e := apierr.From(err)
+	if e.Status == http.StatusInternalServerError && e.Cause != nil {
+		// Database trouble is no bug of the request: say so, and when to
+		// come back.
+		if msg, ok := s.deps.Collections.DB.Dialect.Unavailable(e.Cause); ok {
+			e = &apierr.Error{Status: http.StatusServiceUnavailable, Message: msg, Cause: e.Cause}
+		} else if errors.Is(e.Cause, context.DeadlineExceeded) && r.Context().Err() == nil {
+			e = &apierr.Error{Status: http.StatusGatewayTimeout, Message: "The database did not answer in time; try again.", Cause: e.Cause}
+		}
+	}
 	switch {
 	case e.Status >= 500 && r.Context().Err() != nil:
 		// The client left; what failed was work done for nobody.
