@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/mail"
 	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
-	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/sqldb"
 )
 
