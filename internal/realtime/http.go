@@ -89,7 +89,7 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 			}
 		case m := <-c.queue:
 			buf = buf[:0]
-			last := m.seq
+			var last uint64
 			for {
 				buf = appendSSE(buf, m)
 				last = m.seq
