@@ -39,6 +39,8 @@ type Config struct {
 	ChangesMaxAge time.Duration `flag:"changes-max-age" usage:"keep change log entries (for realtime resume) this long"`
 	// ChangesMaxCount: see ChangesMaxAge.
 	ChangesMaxCount int `flag:"changes-max-count" usage:"keep at most this many change log entries (-1: no count limit)"`
+	// Webhooks tune outbound webhook delivery.
+	Webhooks WebhookConfig
 	// PGLockTimeout bounds a statement's wait for a lock (then 503).
 	PGLockTimeout time.Duration `flag:"pg-lock-timeout" usage:"PostgreSQL: give up waiting for a row or table lock after this (the request gets a 503)"`
 	// SQLiteSynchronous is PRAGMA synchronous (FULL: every acknowledged
@@ -135,6 +137,7 @@ func DefaultConfig() Config {
 		ChangesPoll:        time.Second,
 		ChangesMaxAge:      24 * time.Hour,
 		ChangesMaxCount:    100000,
+		Webhooks:           WebhookConfig{Timeout: 10 * time.Second, RetryBase: 10 * time.Second, RetryFor: 24 * time.Hour, LeaseTTL: 15 * time.Second, LogMaxAge: 7 * 24 * time.Hour},
 		SQLiteSynchronous:  "FULL",
 		PasswordHashing:    HashParams{MemoryKiB: 19 * 1024, Iterations: 2},
 		MaxBodyBytes:       16 << 20,
@@ -176,6 +179,24 @@ func fillZero(dst, def reflect.Value) {
 			f.Set(def.Field(i))
 		}
 	}
+}
+
+// WebhookConfig tunes outbound webhooks.
+type WebhookConfig struct {
+	// AllowPrivate lets webhooks reach loopback, private and link-local
+	// addresses (off by default: no requests to internal services).
+	AllowPrivate bool `flag:"webhooks-allow-private" usage:"let webhooks call loopback, private and link-local addresses"`
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration `flag:"webhooks-timeout" usage:"time limit of one webhook delivery attempt"`
+	// RetryBase is the first retry delay (doubled per failure, max 1h).
+	RetryBase time.Duration `flag:"webhooks-retry-base" usage:"delay before the first retry of a failed webhook delivery (doubles per failure, at most 1h)"`
+	// RetryFor is how long a delivery is retried before it is given up.
+	RetryFor time.Duration `flag:"webhooks-retry-for" usage:"how long a failing webhook delivery is retried before it is given up"`
+	// LeaseTTL is how long the node delivering webhooks keeps the job
+	// after it stops renewing (dies): then another node takes over.
+	LeaseTTL time.Duration `flag:"webhooks-lease-ttl" usage:"how soon another node takes over webhook delivery from a node that died"`
+	// LogMaxAge is how long finished deliveries stay in the delivery log.
+	LogMaxAge time.Duration `flag:"webhooks-log-max-age" usage:"keep delivered and given-up webhook deliveries in the log this long"`
 }
 
 // EnvName is the environment variable that sets a flag: PLINTH_ and the

@@ -35,6 +35,7 @@ import (
 	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/sqldb/postgres"
 	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
+	"github.com/plinthhq/plinth/internal/webhooks"
 )
 
 // Version is the release version, set at build time with
@@ -94,6 +95,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	broker := realtime.New(c.Records, ident, c.Schema, cfg.Logger, realtime.Options{Poll: cfg.ChangesPoll})
 	ident.Revoked = broker.Revoke
 	go broker.Run(bg)
+	hooks := webhooks.New(c.Records, cfg.Logger, webhooks.Options{AllowPrivate: cfg.Webhooks.AllowPrivate, Timeout: cfg.Webhooks.Timeout,
+		RetryBase: cfg.Webhooks.RetryBase, RetryFor: cfg.Webhooks.RetryFor, LeaseTTL: cfg.Webhooks.LeaseTTL, Poll: cfg.ChangesPoll})
+	go hooks.Run(bg)
 	sched := cron.New(db, cfg.Logger, schema.RandomString(8))
 	// The change log is pruned by one node per run; clients further
 	// behind than what is kept get a reset event when they resume.
@@ -101,6 +105,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n, err := c.Records.Changes.Prune(ctx, cfg.ChangesMaxAge, cfg.ChangesMaxCount)
 		if n > 0 {
 			cfg.Logger.Debug("change log pruned", "entries", n)
+		}
+		if _, werr := hooks.PruneLog(ctx, cfg.Webhooks.LogMaxAge); werr != nil {
+			err = errors.Join(err, werr)
 		}
 		return err
 	}); err != nil {
@@ -119,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
+	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
 		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
 	if err := a.migrate(ctx, cfg.Migrations); err != nil {
 		a.Close()

@@ -3,7 +3,6 @@ package collections
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
@@ -40,28 +39,20 @@ func redact(c *schema.Collection) *schema.Collection {
 // list: page (from 1), perPage (default 30, at most 500), skipTotal.
 // Clients that fetch "all pages" stop when a page comes back short.
 func (a *Service) HandleList(w http.ResponseWriter, r *http.Request) error {
-	page, err := web.IntParam(r, "page")
+	page, perPage, skipTotal, err := web.PageParams(r)
 	if err != nil {
 		return err
-	}
-	perPage, err := web.IntParam(r, "perPage")
-	if err != nil {
-		return err
-	}
-	page, perPage = max(page, 1), min(max(perPage, 0), records.MaxPerPage)
-	if perPage == 0 {
-		perPage = records.DefaultPerPage
 	}
 	all := a.Schema().All()
 	items := []*schema.Collection{}
 	for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
 		items = append(items, redact(all[i]))
 	}
-	total, pages := len(all), (len(all)+perPage-1)/perPage
-	if skip, _ := strconv.ParseBool(r.URL.Query().Get("skipTotal")); skip {
-		total, pages = -1, -1
+	total := len(all)
+	if skipTotal {
+		total = -1
 	}
-	return web.JSON(w, http.StatusOK, map[string]any{"page": page, "perPage": perPage, "totalItems": total, "totalPages": pages, "items": items})
+	return web.Page(w, page, perPage, total, items)
 }
 
 // HandleView answers GET /api/collections/{collection}.

@@ -82,5 +82,16 @@ func (s *Server) routes() []route {
 			route{"GET /api/realtime/ws", rt.HandleWS},
 		)
 	}
+	if wh := s.deps.Webhooks; wh != nil {
+		table = append(table,
+			route{"GET /api/webhooks", superuser(wh.HandleList)},
+			route{"POST /api/webhooks", superuser(wh.HandleCreate)},
+			route{"GET /api/webhooks/{id}", superuser(wh.HandleView)},
+			route{"PATCH /api/webhooks/{id}", superuser(wh.HandleUpdate)},
+			route{"DELETE /api/webhooks/{id}", superuser(wh.HandleDelete)},
+			route{"GET /api/webhooks/{id}/deliveries", superuser(wh.HandleDeliveries)},
+			route{"POST /api/webhooks/{id}/deliveries/{delivery}/retry", superuser(wh.HandleRetry)},
+		)
+	}
 	return table
 }

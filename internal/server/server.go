@@ -25,6 +25,7 @@ import (
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/realtime"
+	"github.com/plinthhq/plinth/internal/webhooks"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -74,6 +75,8 @@ type Deps struct {
 	Identity    *identity.Service
 	// Realtime serves /api/realtime when set.
 	Realtime *realtime.Broker
+	// Webhooks serves /api/webhooks when set.
+	Webhooks *webhooks.Service
 	Log      *slog.Logger
 }
 

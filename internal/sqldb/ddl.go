@@ -100,6 +100,7 @@ var webhookDDL = []string{
 		filter TEXT NOT NULL DEFAULT '',
 		secret TEXT NOT NULL,
 		enabled BOOLEAN NOT NULL DEFAULT TRUE,
+		since BIGINT NOT NULL DEFAULT 0,
 		created TEXT NOT NULL,
 		updated TEXT NOT NULL
 	)`,

@@ -135,3 +135,36 @@ func IntParam(r *http.Request, name string) (int, error) {
 
 // Str returns body[k] when it is a string.
 func Str(body map[string]any, k string) string { v, _ := body[k].(string); return v }
+
+// Paging limits shared by every list endpoint.
+const (
+	DefaultPerPage = 30
+	MaxPerPage     = 500
+)
+
+// PageParams reads page (from 1), perPage (1..MaxPerPage, default
+// DefaultPerPage) and skipTotal, the paging parameters of every list.
+func PageParams(r *http.Request) (page, perPage int, skipTotal bool, err error) {
+	if page, err = IntParam(r, "page"); err != nil {
+		return
+	}
+	if perPage, err = IntParam(r, "perPage"); err != nil {
+		return
+	}
+	page, perPage = max(page, 1), min(max(perPage, 0), MaxPerPage)
+	if perPage == 0 {
+		perPage = DefaultPerPage
+	}
+	skipTotal, _ = strconv.ParseBool(r.URL.Query().Get("skipTotal"))
+	return
+}
+
+// Page writes one page of a list in the shape every list endpoint shares;
+// total < 0 means not counted (skipTotal).
+func Page(w http.ResponseWriter, page, perPage, total int, items any) error {
+	pages := -1
+	if total >= 0 {
+		pages = (total + perPage - 1) / perPage
+	}
+	return JSON(w, http.StatusOK, map[string]any{"page": page, "perPage": perPage, "totalItems": total, "totalPages": pages, "items": items})
+}
