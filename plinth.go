@@ -94,6 +94,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	go c.Records.Changes.Run(bg)
 	broker := realtime.New(c.Records, ident, c.Schema, cfg.Logger, realtime.Options{Poll: cfg.ChangesPoll})
 	ident.Revoked = broker.Revoke
+	if err := broker.Init(ctx); err != nil {
+		cancel()
+		db.Close()
+		return nil, fmt.Errorf("read the change log: %w", err)
+	}
 	go broker.Run(bg)
 	hooks := webhooks.New(c.Records, cfg.Logger, webhooks.Options{AllowPrivate: cfg.Webhooks.AllowPrivate, Timeout: cfg.Webhooks.Timeout,
 		RetryBase: cfg.Webhooks.RetryBase, RetryFor: cfg.Webhooks.RetryFor, LeaseTTL: cfg.Webhooks.LeaseTTL, Poll: cfg.ChangesPoll})

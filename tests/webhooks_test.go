@@ -224,9 +224,9 @@ func TestWebhookDeliveryRetriesInOrder(t *testing.T) {
 			}
 		}
 		s.do("POST", "/api/collections/other/records", "", map[string]any{"text": "not watched"}).status(200)
-		got := rcv.waitFor(len(want))
+		rcv.waitFor(len(want))
 		time.Sleep(200 * time.Millisecond) // nothing more arrives
-		got = rcv.texts()
+		got := rcv.texts()
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("delivered:\n %v\nwant\n %v", got, want)
 		}
@@ -342,9 +342,9 @@ func TestWebhookAcrossNodes(t *testing.T) {
 			a.app.Close() // whichever node delivered, one remains
 		}
 	}
-	got := rcv.waitFor(40)
+	rcv.waitFor(40)
 	time.Sleep(300 * time.Millisecond)
-	if got = rcv.texts(); strings.Join(got, ",") != strings.Join(want, ",") {
+	if got := rcv.texts(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("across nodes:\n %v", got)
 	}
 }

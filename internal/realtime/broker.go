@@ -62,7 +62,8 @@ type Broker struct {
 	// dispatched the last one handed to subscribers.
 	head       atomic.Uint64
 	dispatched atomic.Uint64
-	started    chan struct{} // closed once head is known
+	started    chan struct{} // closed once the log is being read
+	initDone   bool          // Init ran (before Run)
 
 	mu      sync.RWMutex
 	clients map[string]*Client
@@ -149,28 +150,32 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 }
 
-// tail starts at the log's head (what was committed before this node
-// started is history, replayed only to clients that resume) and queues
-// every later entry as an event, in order.
-func (b *Broker) tail(ctx context.Context) {
-	var head uint64
-	for {
-		_, h, err := b.clog.Bounds(ctx)
-		if err == nil {
-			head = h
-			break
-		}
-		b.log.Warn("realtime: reading the change log failed, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(b.opts.Poll):
-		}
+// Init reads the change log's head: the broker's start position. What
+// was committed before is history, replayed only to clients that resume;
+// everything after is delivered. It must run before the node takes
+// requests, or a write in between would be neither.
+func (b *Broker) Init(ctx context.Context) error {
+	_, head, err := b.clog.Bounds(ctx)
+	if err != nil {
+		return err
 	}
 	b.head.Store(head)
 	b.dispatched.Store(head)
+	b.initDone = true
+	return nil
+}
+
+// tail queues every log entry after the start position as an event, in
+// order.
+func (b *Broker) tail(ctx context.Context) {
+	if !b.initDone {
+		if err := b.Init(ctx); err != nil {
+			b.log.Error("realtime: cannot read the change log; no events will be delivered", "err", err)
+			return
+		}
+	}
 	close(b.started)
-	b.clog.Tail(ctx, head, b.opts.Poll, func(batch []changes.Entry) {
+	b.clog.Tail(ctx, b.head.Load(), b.opts.Poll, func(batch []changes.Entry) {
 		for _, e := range batch {
 			ev := b.toEvent(ctx, e)
 			select {
@@ -815,6 +820,14 @@ func (c *Client) attachment() chan struct{} {
 // Subscribe replaces the client's subscriptions and, when given, its
 // identity. A client that has an identity cannot be taken over by another.
 func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Caller, token string) error {
+	// New subscriptions start after every change committed so far, also
+	// those this node has not read yet.
+	now := b.head.Load()
+	hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if _, head, err := b.clog.Bounds(hctx); err == nil {
+		now = max(now, head)
+	}
+	cancel()
 	c.mu.Lock()
 	if caller != nil && caller.Auth != nil && c.caller.Auth != nil && identity(caller) != identity(c.caller) {
 		c.mu.Unlock()
@@ -835,7 +848,6 @@ func (b *Broker) Subscribe(c *Client, subs []*Subscription, caller *records.Call
 		c.caller = &next
 	}
 	old := c.subs
-	now := b.head.Load()
 	resume := c.resumeAt
 	if resume > 0 && len(subs) > 0 {
 		// The first subscriptions after reconnecting to this node start

@@ -25,11 +25,11 @@ import (
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/realtime"
-	"github.com/plinthhq/plinth/internal/webhooks"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/web"
+	"github.com/plinthhq/plinth/internal/webhooks"
 )
 
 // Options configure the HTTP layer.
