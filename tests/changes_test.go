@@ -389,3 +389,67 @@ func TestLockedTableIs503(t *testing.T) {
 	tx.Rollback()
 	s.do("GET", "/api/collections/posts/records", ana, nil).status(200)
 }
+
+// Renaming and removing fields under load, through the node that serves
+// the requests (and through another one on PostgreSQL), gives answers of
+// the old or the new schema, never a server error.
+func TestSchemaChangeUnderLoad(t *testing.T) {
+	forEachEngineWith(t, noRateLimits, func(t *testing.T, s *server) {
+		coll := s.collection(map[string]any{"name": "items", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "",
+			"fields": []any{map[string]any{"name": "title", "type": "text"}, map[string]any{"name": "n", "type": "number"}}})
+		ns := nodes(t, s)
+		var ids []string
+		for i := range 5 {
+			ids = append(ids, s.do("POST", "/api/collections/items/records", "", map[string]any{"title": fmt.Sprint(i), "n": i}).status(200).str("id"))
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		bad := map[string]int{}
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				node := ns[w%len(ns)]
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					var code int
+					var err error
+					switch i % 3 {
+					case 0:
+						code, _, err = node.try("GET", "/api/collections/items/records?sort=-n", "", nil)
+					case 1:
+						code, _, err = node.try("POST", "/api/collections/items/records", "", map[string]any{"n": i})
+					default:
+						code, _, err = node.try("PATCH", "/api/collections/items/records/"+ids[i%len(ids)], "", map[string]any{"n": i})
+					}
+					if err != nil || code >= 500 {
+						mu.Lock()
+						bad[fmt.Sprint(i%3, code, err)]++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		fields := coll["fields"].([]any)
+		for round := range 6 {
+			// Rename title, then add and remove a field.
+			f := fields[0].(map[string]any)
+			f["name"] = fmt.Sprint("title", round)
+			s.do("PATCH", "/api/collections/items", s.su, map[string]any{"fields": fields}).status(200)
+			extra := append(append([]any{}, fields...), map[string]any{"name": "tmp", "type": "text"})
+			s.do("PATCH", "/api/collections/items", s.su, map[string]any{"fields": extra}).status(200)
+			s.do("PATCH", "/api/collections/items", s.su, map[string]any{"fields": fields}).status(200)
+			fields = s.do("GET", "/api/collections/items", s.su, nil).status(200).body["fields"].([]any)
+		}
+		close(stop)
+		wg.Wait()
+		if len(bad) > 0 {
+			t.Errorf("server errors during schema changes: %v", bad)
+		}
+	})
+}

@@ -116,8 +116,7 @@ func checkViewQuery(q string) (string, error) {
 // CreateCollection validates c, creates its table (or view) and indexes
 // and records it, all in one transaction.
 func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*schema.Collection, error) {
-	a.schemaMu.Lock()
-	defer a.schemaMu.Unlock()
+	defer a.lockSchema(ctx, "")()
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -283,8 +282,7 @@ func (a *Service) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Col
 // DecodeCollection over the current one) as DDL in one transaction:
 // fields are matched by id, so a renamed field keeps its data.
 func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection) (*schema.Collection, error) {
-	a.schemaMu.Lock()
-	defer a.schemaMu.Unlock()
+	defer a.lockSchema(ctx, next.ID)()
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -511,8 +509,11 @@ func (a *Service) alterTable(ctx context.Context, tx *sql.Tx, old, next *schema.
 
 // DeleteCollection drops a collection that nothing else refers to.
 func (a *Service) DeleteCollection(ctx context.Context, idOrName string) error {
-	a.schemaMu.Lock()
-	defer a.schemaMu.Unlock()
+	var id string
+	if c := a.Schema().Get(idOrName); c != nil {
+		id = c.ID
+	}
+	defer a.lockSchema(ctx, id)()
 	if err := a.Reload(ctx); err != nil {
 		return err
 	}

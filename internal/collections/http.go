@@ -12,9 +12,6 @@ import (
 // Refresh re-reads the stored schema and reports whether it changed.
 // Single-node engines (no notifier) have nothing to catch up with.
 func (a *Service) Refresh(ctx context.Context) (bool, error) {
-	if a.DB.Notifier == nil {
-		return false, nil
-	}
 	before := a.Schema().Version
 	if err := a.Reload(ctx); err != nil {
 		return false, err

@@ -33,6 +33,53 @@ type Service struct {
 	// schemaMu serialises schema changes made through this node; other
 	// nodes are serialised by the database (the version row update).
 	schemaMu sync.Mutex
+	// inUse holds, per collection id, a lock that record requests on
+	// the collection hold shared while they run and a change of its
+	// definition holds exclusively, so no request on this node runs
+	// against a table changed under it (see HoldSchema).
+	inUseMu sync.Mutex
+	inUse   map[string]*sync.RWMutex
+}
+
+type holdKey struct{}
+
+func (a *Service) useLock(collectionID string) *sync.RWMutex {
+	a.inUseMu.Lock()
+	defer a.inUseMu.Unlock()
+	if a.inUse == nil {
+		a.inUse = map[string]*sync.RWMutex{}
+	}
+	l := a.inUse[collectionID]
+	if l == nil {
+		l = &sync.RWMutex{}
+		a.inUse[collectionID] = l
+	}
+	return l
+}
+
+// HoldSchema marks the start of a record request on a collection that
+// must not see the collection change under it; call the returned
+// function when it is done. Changes of that collection made through this
+// node wait for such requests to end (requests through other nodes retry
+// on the new definition instead).
+func (a *Service) HoldSchema(ctx context.Context, collectionID string) (context.Context, func()) {
+	l := a.useLock(collectionID)
+	l.RLock()
+	return context.WithValue(ctx, holdKey{}, true), l.RUnlock
+}
+
+// lockSchema takes the schema-change locks for a change of collection
+// collectionID ("" for a new one) made with ctx. A change made from
+// inside a held request (a hook changing a collection) does not wait for
+// requests to end: it could wait for itself.
+func (a *Service) lockSchema(ctx context.Context, collectionID string) func() {
+	a.schemaMu.Lock()
+	if held, _ := ctx.Value(holdKey{}).(bool); held || collectionID == "" {
+		return a.schemaMu.Unlock
+	}
+	l := a.useLock(collectionID)
+	l.Lock()
+	return func() { l.Unlock(); a.schemaMu.Unlock() }
 }
 
 // New bootstraps db and returns the service over it.
@@ -186,8 +233,19 @@ func (a *Service) Reload(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	a.snap.Store(schema.NewSnapshot(ver, cols))
-	return nil
+	// Reloads run concurrently (a schema change here, a notice from
+	// another node, a request catching up): never replace a newer
+	// snapshot with an older one.
+	next := schema.NewSnapshot(ver, cols)
+	for {
+		cur := a.snap.Load()
+		if cur != nil && cur.Version >= ver {
+			return nil
+		}
+		if a.snap.CompareAndSwap(cur, next) {
+			return nil
+		}
+	}
 }
 
 func decodeCollection(def string) (*schema.Collection, error) {

@@ -19,6 +19,9 @@ type SchemaSource interface {
 	Collection(ctx context.Context, idOrName string) (*schema.Collection, error)
 	// Refresh re-reads the schema and reports whether it changed.
 	Refresh(ctx context.Context) (changed bool, err error)
+	// HoldSchema keeps schema changes through this node from starting
+	// until release is called.
+	HoldSchema(ctx context.Context, collectionID string) (context.Context, func())
 }
 
 // Handlers serve the records API: /api/collections/{collection}/records.
@@ -58,23 +61,42 @@ func Collection(ctx context.Context, src SchemaSource, name string) (*schema.Col
 }
 
 // fresh runs op against collection c. When op fails with a server error
-// and the stored schema moved on meanwhile (another node changed it and
-// this node's notification is still in flight), it reloads and runs op
-// once more against the current definition. A failed op has rolled back,
-// so running it again is safe.
+// and the collection's definition moved on meanwhile (changed through this
+// node while the request ran, or through another node whose notification
+// is still in flight), it runs op once more against the current
+// definition. A failed op has rolled back, so running it again is safe.
 func (h *Handlers) fresh(r *http.Request, c *schema.Collection, op func(*schema.Collection) error) error {
+	ctx, release := h.Schema.HoldSchema(r.Context(), c.ID)
+	defer release()
+	// op reads r's context: the hold travels with it (so a hook that
+	// changes a collection does not wait for its own request).
+	*r = *r.WithContext(ctx)
+	// A change made through this node may have landed between resolving
+	// c and the hold: start from the current definition.
+	if cur, err := Collection(ctx, h.Schema, r.PathValue("collection")); err == nil && cur.ID == c.ID {
+		c = cur
+	}
 	err := op(c)
-	if err == nil || apierr.From(err).Status < 500 {
-		return err
+	// Schema changes in quick succession can overtake one retry.
+	for range 3 {
+		if err == nil || apierr.From(err).Status < 500 {
+			return err
+		}
+		changed, rerr := h.Schema.Refresh(r.Context())
+		if rerr != nil {
+			return err
+		}
+		cur, cerr := Collection(r.Context(), h.Schema, r.PathValue("collection"))
+		if cerr != nil {
+			return cerr
+		}
+		if !changed && cur == c {
+			return err // the same definition failed: no schema race
+		}
+		c = cur
+		err = op(c)
 	}
-	if changed, rerr := h.Schema.Refresh(r.Context()); rerr != nil || !changed {
-		return err
-	}
-	c, cerr := Collection(r.Context(), h.Schema, r.PathValue("collection"))
-	if cerr != nil {
-		return cerr
-	}
-	return op(c)
+	return err
 }
 
 // List answers GET .../records: page, perPage, sort, filter, fields,
