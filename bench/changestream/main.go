@@ -507,7 +507,7 @@ var failFor = flag.Duration("fail-for", 30*time.Second, "webhooks: the receiver 
 func webhooks(ctx context.Context, ns []*node, su string) {
 	var mu sync.Mutex
 	accepted := map[string]int{} // event id -> times accepted
-	var order []uint64            // first acceptances, in arrival order
+	var order []uint64           // first acceptances, in arrival order
 	texts := map[string]bool{}
 	var attempts atomic.Int64
 	start := time.Now()
