@@ -308,8 +308,9 @@ type event struct {
 // its stream ends (as EventSource does), to its node or, once moved, to
 // another.
 type subscriber struct {
-	ws    bool
-	ready chan struct{}
+	ws        bool
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	mu     sync.Mutex
 	node   *node
@@ -363,9 +364,9 @@ func (s *subscriber) loop(ctx context.Context) {
 		s.mu.Unlock()
 		var err error
 		if s.ws {
-			err = s.runWS(ctx, n, last, first)
+			err = s.runWS(ctx, n, last)
 		} else {
-			err = s.runSSE(ctx, n, last, first)
+			err = s.runSSE(ctx, n, last)
 		}
 		if first && err != nil {
 			time.Sleep(50 * time.Millisecond)
@@ -376,7 +377,7 @@ func (s *subscriber) loop(ctx context.Context) {
 	}
 }
 
-func (s *subscriber) runSSE(ctx context.Context, n *node, last uint64, first bool) error {
+func (s *subscriber) runSSE(ctx context.Context, n *node, last uint64) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", n.url+"/api/realtime", nil)
 	if last > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
@@ -414,10 +415,7 @@ func (s *subscriber) runSSE(ctx context.Context, n *node, last uint64, first boo
 					return fmt.Errorf("subscribe failed")
 				}
 				r.Body.Close()
-				if first {
-					close(s.ready)
-					first = false
-				}
+				s.readyOnce.Do(func() { close(s.ready) })
 			case "items":
 				s.add(id, d.Record)
 			}
@@ -426,7 +424,7 @@ func (s *subscriber) runSSE(ctx context.Context, n *node, last uint64, first boo
 	return sc.Err()
 }
 
-func (s *subscriber) runWS(ctx context.Context, n *node, last uint64, first bool) error {
+func (s *subscriber) runWS(ctx context.Context, n *node, last uint64) error {
 	u := strings.Replace(n.url, "http", "ws", 1) + "/api/realtime/ws"
 	if last > 0 {
 		u += "?lastEventId=" + strconv.FormatUint(last, 10)
@@ -459,10 +457,7 @@ func (s *subscriber) runWS(ctx context.Context, n *node, last uint64, first bool
 		json.Unmarshal(data, &m)
 		switch m.Type {
 		case "subscribed":
-			if first {
-				close(s.ready)
-				first = false
-			}
+			s.readyOnce.Do(func() { close(s.ready) })
 		case "event":
 			s.add(m.ID, m.Data.Record)
 		}

@@ -55,6 +55,27 @@ type Log struct {
 	// coalesce, readers read everything new whatever woke them).
 	hint chan struct{}
 	done chan struct{}
+	// recent holds entries committed through this node by position, top
+	// the highest; see Committed.
+	recent map[uint64]Entry
+	top    uint64
+}
+
+// local returns the entries after pos committed through this node that
+// follow it without a gap (pos+1, pos+2, ...), at most limit.
+func (l *Log) local(pos uint64, limit int) []Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Entry
+	for len(out) < limit {
+		e, ok := l.recent[pos+1]
+		if !ok {
+			return out
+		}
+		out = append(out, e)
+		pos++
+	}
+	return out
 }
 
 // New returns the log of db.
@@ -62,52 +83,80 @@ func New(db *sqldb.DB, log *slog.Logger) *Log {
 	return &Log{db: db, log: log, gen: make(chan struct{}), hint: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// Append writes entries in tx. It must be the transaction's last step
-// before commit: on engines that need it, it serialises appends until
-// the commit so entries become visible in the order of their numbers.
-func (l *Log) Append(ctx context.Context, tx *sql.Tx, entries ...Entry) error {
+// Append writes entries in tx and returns them numbered. It must be the
+// transaction's last step before commit: on engines that need it, it
+// serialises appends until the commit so entries become visible in the
+// order of their numbers. Pass the result to Committed after the commit.
+func (l *Log) Append(ctx context.Context, tx *sql.Tx, entries ...Entry) ([]Entry, error) {
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
 	d := l.db.Dialect
 	if q := d.SerializeAppends("_changes"); q != "" {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	now := schema.FormatDate(time.Now())
-	for _, e := range entries {
-		data := e.Data
-		if len(data) == 0 {
-			data = json.RawMessage("{}")
+	out := make([]Entry, len(entries))
+	for i, e := range entries {
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("{}")
 		}
+		e.Created = now
 		b := sqldb.NewBuilder(d)
 		q := "INSERT INTO _changes (collection, name, record, action, data, created) VALUES (" +
-			b.Arg(e.CollectionID) + ", " + b.Arg(e.Collection) + ", " + b.Arg(e.Record) + ", " + b.Arg(e.Action) + ", " + b.Arg(string(data)) + ", " + b.Arg(now) + ")"
-		if _, err := b.Exec(ctx, tx, q); err != nil {
-			return err
+			b.Arg(e.CollectionID) + ", " + b.Arg(e.Collection) + ", " + b.Arg(e.Record) + ", " + b.Arg(e.Action) + ", " + b.Arg(string(e.Data)) + ", " + b.Arg(now) + ") RETURNING seq"
+		var seq int64
+		if err := b.QueryRow(ctx, tx, q).Scan(&seq); err != nil {
+			return nil, err
 		}
+		e.Seq = uint64(seq)
+		out[i] = e
 	}
-	return nil
+	return out, nil
 }
 
 // AppendRevoke records that the tokens or sessions of an auth record were
 // revoked, so every node re-checks that user's open connections in order
 // with the changes around it.
 func (l *Log) AppendRevoke(ctx context.Context, collectionID, recordID string) error {
-	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
-		return l.Append(ctx, tx, Entry{CollectionID: collectionID, Record: recordID, Action: ActionRevoke})
+	var entries []Entry
+	err := l.db.Tx(ctx, func(tx *sql.Tx) (err error) {
+		entries, err = l.Append(ctx, tx, Entry{CollectionID: collectionID, Record: recordID, Action: ActionRevoke})
+		return err
 	})
 	if err == nil {
-		l.Committed()
+		l.Committed(entries...)
 	}
 	return err
 }
 
+// recentMax bounds the entries committed through this node kept in
+// memory for its readers.
+const recentMax = 1024
+
 // Committed wakes this node's readers and asks for other nodes' to be
-// woken; call it after a transaction that appended entries committed.
-func (l *Log) Committed() {
+// woken; call it after a transaction that appended entries committed,
+// with what Append returned. This node's readers take those entries from
+// memory (a reader at position p takes p+1 only: anything else is read
+// from the database), so a change made here costs no read to deliver.
+func (l *Log) Committed(entries ...Entry) {
 	l.mu.Lock()
+	if l.recent == nil {
+		l.recent = map[uint64]Entry{}
+	}
+	for _, e := range entries {
+		l.recent[e.Seq] = e
+		l.top = max(l.top, e.Seq)
+	}
+	if len(l.recent) > recentMax {
+		for seq := range l.recent {
+			if seq+recentMax/2 < l.top {
+				delete(l.recent, seq)
+			}
+		}
+	}
 	close(l.gen)
 	l.gen = make(chan struct{})
 	l.mu.Unlock()
@@ -273,6 +322,11 @@ func (l *Log) Tail(ctx context.Context, from uint64, poll time.Duration, fn func
 	failing := false
 	for {
 		woken := l.Changed()
+		if batch := l.local(pos, tailBatch); len(batch) > 0 {
+			fn(batch)
+			pos = batch[len(batch)-1].Seq
+			continue
+		}
 		batch, err := l.Read(ctx, pos, tailBatch)
 		switch {
 		case ctx.Err() != nil:

@@ -92,16 +92,17 @@ func (s *Service) runBefore(ctx context.Context, action string, caller *Caller, 
 }
 
 // logChanges appends changes to the durable change log inside tx, as the
-// transaction's last step.
-func (s *Service) logChanges(ctx context.Context, tx *sql.Tx, list []Change) error {
+// transaction's last step, and returns the numbered entries for
+// committed.
+func (s *Service) logChanges(ctx context.Context, tx *sql.Tx, list []Change) ([]changes.Entry, error) {
 	if s.Changes == nil {
-		return nil
+		return nil, nil
 	}
 	entries := make([]changes.Entry, 0, len(list))
 	for _, ch := range list {
 		data, err := json.Marshal(ch.Record.Values)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c := ch.Record.Collection
 		entries = append(entries, changes.Entry{CollectionID: c.ID, Collection: c.Name, Record: ch.Record.ID(), Action: ch.Action, Data: data})
@@ -111,9 +112,9 @@ func (s *Service) logChanges(ctx context.Context, tx *sql.Tx, list []Change) err
 
 // committed runs after a write transaction committed: readers of the
 // change log are woken and in-process subscribers get the changes.
-func (s *Service) committed(list []Change) {
+func (s *Service) committed(list []Change, logged []changes.Entry) {
 	if s.Changes != nil {
-		s.Changes.Committed()
+		s.Changes.Committed(logged...)
 	}
 	s.emit(list)
 }

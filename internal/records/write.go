@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
@@ -577,6 +578,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	id := p.vals[0].(string)
 	d := s.DB.Dialect
 	var rec *Record
+	var logged []changes.Entry
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		// The rule is checked first, against the new record's values as
 		// a derived row, so a caller the rule rejects learns nothing from
@@ -608,12 +610,13 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 			return err
 		}
 		rec = r
-		return s.logChanges(ctx, tx, []Change{{ActionCreate, rec}})
+		logged, err = s.logChanges(ctx, tx, []Change{{ActionCreate, rec}})
+		return err
 	})
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.committed([]Change{{ActionCreate, rec}})
+	s.committed([]Change{{ActionCreate, rec}}, logged)
 	return rec, nil
 }
 
@@ -648,6 +651,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	}
 	d := s.DB.Dialect
 	var rec, before *Record
+	var logged []changes.Entry
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.UpdateRule, su, body)
 		before = old
@@ -707,7 +711,8 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 		if err != nil {
 			return err
 		}
-		return s.logChanges(ctx, tx, []Change{{ActionUpdate, rec}})
+		logged, err = s.logChanges(ctx, tx, []Change{{ActionUpdate, rec}})
+		return err
 	})
 	if errors.Is(err, errLocate) {
 		return nil, s.locate(ctx, caller, c, id)
@@ -715,7 +720,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.committed([]Change{{ActionUpdate, rec}})
+	s.committed([]Change{{ActionUpdate, rec}}, logged)
 	s.afterCommit(ctx, []Change{{ActionUpdate, rec}}, before)
 	return rec, nil
 }
@@ -735,7 +740,8 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err := s.runBefore(ctx, ActionDelete, caller, c, id, nil); err != nil {
 		return err
 	}
-	var changes []Change
+	var list []Change
+	var logged []changes.Entry
 	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.DeleteRule, su, nil)
 		if err != nil {
@@ -744,11 +750,12 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 		if old == nil {
 			return errLocate
 		}
-		changes = nil
-		if err := s.deleteCascade(ctx, tx, c, old, map[string]bool{}, &changes); err != nil {
+		list = nil
+		if err := s.deleteCascade(ctx, tx, c, old, map[string]bool{}, &list); err != nil {
 			return err
 		}
-		return s.logChanges(ctx, tx, changes)
+		logged, err = s.logChanges(ctx, tx, list)
+		return err
 	})
 	if errors.Is(err, errLocate) {
 		return s.locate(ctx, caller, c, id)
@@ -756,8 +763,8 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return s.writeErr(c, err)
 	}
-	s.committed(changes)
-	s.afterCommit(ctx, changes, nil)
+	s.committed(list, logged)
+	s.afterCommit(ctx, list, nil)
 	return nil
 }
 
