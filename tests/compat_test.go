@@ -50,3 +50,89 @@ func TestPocketBaseClientShapes(t *testing.T) {
 		}
 	})
 }
+
+// Form bodies as HTML forms and PocketBase's SDKs send them: urlencoded
+// and multipart text values take their fields' types, auth endpoints
+// take urlencoded bodies, and "views+"/"views-" add to and subtract from
+// a number (concurrent increments on one record lose none).
+func TestFormBodiesAndNumberModifiers(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		s.collection(map[string]any{"name": "posts", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "",
+			"fields": []any{
+				map[string]any{"name": "title", "type": "text"},
+				map[string]any{"name": "views", "type": "number"},
+				map[string]any{"name": "published", "type": "bool"},
+				map[string]any{"name": "meta", "type": "json"},
+				map[string]any{"name": "tags", "type": "select", "values": []string{"a", "b", "c"}, "maxSelect": 3},
+				map[string]any{"name": "image", "type": "file"},
+			}})
+		const form = "application/x-www-form-urlencoded"
+		tests := []struct {
+			name string
+			send func() *response
+		}{
+			{"urlencoded", func() *response {
+				return s.raw("POST", "/api/collections/posts/records", "", form,
+					[]byte("title=hi+there&views=42&published=true&meta=%7B%22a%22%3A1%7D&tags=a&tags=c"), nil)
+			}},
+			{"multipart", func() *response {
+				return s.multipartReq("POST", "/api/collections/posts/records", "", nil,
+					part{field: "title", data: []byte("hi there")}, part{field: "views", data: []byte("42")},
+					part{field: "published", data: []byte("true")}, part{field: "meta", data: []byte(`{"a":1}`)},
+					part{field: "tags", data: []byte("a")}, part{field: "tags", data: []byte("c")})
+			}},
+		}
+		for _, tc := range tests {
+			r := tc.send().status(200)
+			b := r.body
+			if b["title"] != "hi there" || b["views"] != 42.0 || b["published"] != true ||
+				b["meta"].(map[string]any)["a"] != 1.0 || len(b["tags"].([]any)) != 2 {
+				t.Errorf("%s: %s", tc.name, r.raw)
+			}
+		}
+		// Text that is no number is still refused as such.
+		if r := s.raw("POST", "/api/collections/posts/records", "", form, []byte("views=many"), nil).status(400); r.fieldErr("views") != "validation_invalid_number" {
+			t.Errorf("bad number: %s", r.raw)
+		}
+		// Auth endpoints take urlencoded bodies.
+		s.user("users", "ana@example.com", nil)
+		if r := s.raw("POST", "/api/collections/users/auth-with-password", "", form, []byte("identity=ana%40example.com&password=password123"), nil).status(200); r.str("token") == "" {
+			t.Errorf("form login: %s", r.raw)
+		}
+
+		// Number modifiers.
+		id := s.do("POST", "/api/collections/posts/records", "", map[string]any{"views": 10}).status(200).str("id")
+		path := "/api/collections/posts/records/" + id
+		if v := s.do("PATCH", path, "", map[string]any{"views+": 5}).status(200).body["views"]; v != 15.0 {
+			t.Errorf("views+ = %v", v)
+		}
+		if v := s.do("PATCH", path, "", map[string]any{"views-": 3}).status(200).body["views"]; v != 12.0 {
+			t.Errorf("views- = %v", v)
+		}
+		if v := s.raw("PATCH", path, "", form, []byte("views%2B=8"), nil).status(200).body["views"]; v != 20.0 {
+			t.Errorf("form views+ = %v", v)
+		}
+		s.do("PATCH", path, "", map[string]any{"views+": "x"}).status(400)
+		s.do("PATCH", path, "", map[string]any{"title+": "x"}).status(400)
+		const n = 20
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				code, body, err := s.try("PATCH", path, "", map[string]any{"views+": 1})
+				if err == nil && code != 200 {
+					err = fmt.Errorf("status %d: %v", code, body)
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v := s.do("GET", path, "", nil).status(200).body["views"]; v != 40.0 {
+			t.Errorf("after %d concurrent increments views = %v, want 40", n, v)
+		}
+	})
+}

@@ -131,17 +131,22 @@ func (f *form) value(part *multipart.Part) error {
 	case base == name && f.c.Field(base) != nil && f.c.Field(base).Type == schema.FieldFile:
 		f.replace[base] = append(f.replace[base], string(val)) // a kept file name
 	default:
-		switch prev := f.body[name].(type) {
-		case nil:
-			f.body[name] = string(val)
-		case []any:
-			f.body[name] = append(prev, string(val))
+		// Form text becomes the field's type ("42" a number, "true" a
+		// bool), as HTML forms and PocketBase's SDKs send it.
+		v := schema.FromText(f.c.Field(base), string(val))
+		switch prev, seen := f.body[name]; {
+		case !seen:
+			f.body[name] = v
+		case isList(prev):
+			f.body[name] = append(prev.([]any), v)
 		default:
-			f.body[name] = []any{prev, string(val)}
+			f.body[name] = []any{prev, v}
 		}
 	}
 	return nil
 }
+
+func isList(v any) bool { _, ok := v.([]any); return ok }
 
 // file streams a file part to storage under the record's folder.
 func (f *form) file(part *multipart.Part) error {

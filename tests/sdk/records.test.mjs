@@ -1,0 +1,135 @@
+// Record calls an application makes with the official SDK: CRUD, list
+// options, expand, projection, files and error shapes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ClientResponseError } from "pocketbase";
+import { client, signUp, url } from "./common.mjs";
+
+test("create, getOne, update, delete", async () => {
+  const pb = await signUp("crud");
+  const me = pb.authStore.record.id;
+  const posts = pb.collection("posts");
+  const p = await posts.create({ author: me, title: "first", views: 3, published: false, meta: { tags: ["a", "b"] } });
+  assert.equal(p.collectionName, "posts");
+  assert.equal(p.title, "first");
+  assert.equal(p.views, 3);
+  assert.equal(p.published, false);
+  assert.deepEqual(p.meta, { tags: ["a", "b"] });
+  assert.ok(p.created && p.updated);
+
+  const got = await posts.getOne(p.id, { expand: "author" });
+  assert.equal(got.expand.author.id, me);
+
+  const upd = await posts.update(p.id, { title: "first!", "views+": 2 });
+  assert.equal(upd.title, "first!");
+  assert.equal(upd.views, 5);
+
+  // Anonymous clients cannot see an unpublished post: 404, like PocketBase.
+  await assert.rejects(client().collection("posts").getOne(p.id), (err) => {
+    assert.ok(err instanceof ClientResponseError);
+    assert.equal(err.status, 404);
+    assert.deepEqual(err.response.data, {});
+    return true;
+  });
+
+  assert.equal(await posts.delete(p.id), true);
+  await assert.rejects(posts.getOne(p.id), { status: 404 });
+});
+
+test("getList, getFullList, getFirstListItem with filter, sort, expand, fields", async () => {
+  const pb = await signUp("list");
+  const me = pb.authStore.record.id;
+  const posts = pb.collection("posts");
+  const tag = `t${Date.now()}`;
+  for (let i = 1; i <= 5; i++) {
+    await posts.create({ author: me, title: `${tag} ${i}`, views: i * 10, published: i % 2 === 1 });
+  }
+  const page = await posts.getList(1, 2, { filter: pb.filter("title ~ {:tag}", { tag }), sort: "-views" });
+  assert.equal(page.page, 1);
+  assert.equal(page.perPage, 2);
+  assert.equal(page.totalItems, 5);
+  assert.equal(page.totalPages, 3);
+  assert.deepEqual(page.items.map((r) => r.views), [50, 40]);
+
+  const all = await posts.getFullList({ filter: `title ~ "${tag}"`, sort: "views", batch: 2 });
+  assert.deepEqual(all.map((r) => r.views), [10, 20, 30, 40, 50]);
+
+  const first = await posts.getFirstListItem(`title = "${tag} 3"`, { expand: "author" });
+  assert.equal(first.views, 30);
+  assert.equal(first.expand.author.id, me);
+
+  const slim = await posts.getList(1, 10, { filter: `title ~ "${tag}"`, fields: "id,title,expand.author.name", expand: "author" });
+  for (const r of slim.items) {
+    assert.deepEqual(Object.keys(r).sort(), ["expand", "id", "title"]);
+    assert.deepEqual(Object.keys(r.expand.author), ["name"]);
+  }
+
+  // Others see only the published ones.
+  const anon = await client().collection("posts").getFullList({ filter: `title ~ "${tag}"` });
+  assert.equal(anon.length, 3);
+
+  await assert.rejects(posts.getFirstListItem(`title = "${tag} nope"`), { status: 404 });
+  await assert.rejects(posts.getList(1, 10, { filter: "title = " }), (err) => {
+    assert.equal(err.status, 400);
+    assert.equal(typeof err.response.message, "string");
+    return true;
+  });
+});
+
+test("validation and rule errors", async () => {
+  const pb = await signUp("errs");
+  const me = pb.authStore.record.id;
+  await assert.rejects(pb.collection("posts").create({ author: me, title: "" }), (err) => {
+    assert.equal(err.status, 400);
+    assert.equal(err.response.status, 400);
+    assert.ok(err.response.data.title?.code, JSON.stringify(err.response));
+    return true;
+  });
+  // Anonymous create is refused by the create rule.
+  await assert.rejects(client().collection("posts").create({ title: "x" }), (err) => {
+    assert.ok([400, 403].includes(err.status), String(err.status));
+    return true;
+  });
+  await assert.rejects(pb.collection("nosuch").getList(), { status: 404 });
+});
+
+test("files: create with File and Blob, getURL, thumbs, replace", async () => {
+  const pb = await signUp("files");
+  const me = pb.authStore.record.id;
+  const png = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAAP0lEQVR4nO3OMQ0AAAgDsPk3DRo4SBbSO3kPAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA4FMDALS/AQGTBXX0AAAAAElFTkSuQmCC",
+    "base64",
+  );
+  const posts = pb.collection("posts");
+  // Numbers and booleans travel as multipart text next to the file.
+  const rec = await posts.create({ author: me, title: "with image", views: 7, published: true, image: new File([png], "pic.png", { type: "image/png" }) });
+  assert.equal(rec.views, 7);
+  assert.equal(rec.published, true);
+  assert.match(rec.image, /^pic.*\.png$/);
+
+  const fileURL = pb.files.getURL(rec, rec.image);
+  assert.ok(fileURL.startsWith(url + "/api/files/"), fileURL);
+  const res = await fetch(fileURL);
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), png);
+
+  const thumb = await fetch(pb.files.getURL(rec, rec.image, { thumb: "20x20" }));
+  assert.equal(thumb.status, 200);
+  assert.match(thumb.headers.get("content-type"), /^image\//);
+
+  const replaced = await posts.update(rec.id, { image: new Blob([png], { type: "image/png" }) });
+  assert.ok(replaced.image && replaced.image !== rec.image);
+
+  const fd = new FormData();
+  fd.append("author", me);
+  fd.append("title", "from FormData");
+  fd.append("views", "12");
+  fd.append("published", "true");
+  fd.append("image", new File([png], "form.png", { type: "image/png" }));
+  const viaForm = await posts.create(fd);
+  assert.equal(viaForm.views, 12);
+  assert.equal(viaForm.published, true);
+
+  const cleared = await posts.update(rec.id, { image: null });
+  assert.equal(cleared.image, "");
+});
