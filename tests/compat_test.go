@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -134,5 +137,63 @@ func TestFormBodiesAndNumberModifiers(t *testing.T) {
 		if v := s.do("GET", path, "", nil).status(200).body["views"]; v != 40.0 {
 			t.Errorf("after %d concurrent increments views = %v, want 40", n, v)
 		}
+	})
+}
+
+// The realtime wire as PocketBase's SDKs speak it: PB_CONNECT carries the
+// client id on its id: line (checked by the sse harness), "coll/*" and
+// "coll/ID" topics with "?options=" (query values and headers rules read,
+// expand/filter/fields), events named by the topic exactly as subscribed.
+func TestRealtimePocketBaseWire(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "notes",
+			"listRule": `@request.query.key = "sesame"`, "viewRule": `@request.headers.x_key = "sesame"`,
+			"fields": []any{map[string]any{"name": "text", "type": "text"}, map[string]any{"name": "n", "type": "number"}}})
+		create := func(text string, n int) string {
+			return s.do("POST", "/api/collections/notes/records", s.su, map[string]any{"text": text, "n": n}).status(200).str("id")
+		}
+		target := create("target", 0)
+		opts := func(o map[string]any) string {
+			j, _ := json.Marshal(o)
+			return "?options=" + url.QueryEscape(string(j))
+		}
+		wildOK := "notes/*" + opts(map[string]any{"query": map[string]any{"key": "sesame", "filter": "n > 1", "fields": "id,text"}})
+		wildNo := "notes/*" + opts(map[string]any{"query": map[string]any{"key": "wrong"}})
+		one := "notes/" + target + opts(map[string]any{"headers": map[string]any{"x_key": "sesame"}})
+		oneNo := "notes/" + target + opts(map[string]any{"headers": map[string]any{"x_key": "nope"}})
+		c := s.sse("/api/realtime")
+		s.subscribe(c, "", wildOK, wildNo, one, oneNo, "notes/*").status(204)
+
+		create("small", 1)
+		create("big", 2)
+		s.do("PATCH", "/api/collections/notes/records/"+target, s.su, map[string]any{"text": "target2"}).status(200)
+		sentinel := create("end", 5)
+		got := map[string][]string{}
+		for {
+			ev := c.next()
+			rec := ev.data["record"].(map[string]any)
+			got[ev.name] = append(got[ev.name], ev.data["action"].(string)+":"+rec["text"].(string))
+			if ev.name == wildOK && rec["id"] == sentinel {
+				if len(rec) != 2 {
+					t.Errorf("fields option ignored: %v", rec)
+				}
+				break
+			}
+		}
+		// The filter n > 1 drops "small" and the target (n 0); the plain
+		// "notes/*" and the wrong key and header fail the rules.
+		want := map[string][]string{
+			wildOK: {"create:big", "create:end"},
+			one:    {"update:target2"},
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("events by name:\n got %v\nwant %v", got, want)
+		}
+		// Bad options are a clear 400.
+		if r := s.subscribe(c, "", "notes/*?options=%7Bnot-json"); r.code != 400 || !strings.Contains(string(r.raw), "options") {
+			t.Errorf("bad options: %d %s", r.code, r.raw)
+		}
+		s.subscribe(c, "", "nosuch/*").status(400)
+		s.subscribe(c, "", "notes/bad id!").status(400)
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,10 +354,12 @@ func (b *Broker) deliverLocked(ctx context.Context, c *Client, ev *event, dc *de
 	}
 	c.lastSeq = ev.seq
 	rec := ev.change.Record
+	base := caller
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
 			continue
 		}
+		caller := s.callerFor(base)
 		if ev.seq <= s.since {
 			continue // committed before this subscription began
 		}
@@ -584,12 +587,20 @@ type Subscription struct {
 	collectionID string
 	filter       rules.Expr
 	fields       records.Projection
+	query        url.Values  // from the topic's options, see callerFor
+	headers      http.Header // from the topic's options, see callerFor
 }
 
 // ParseSubscription validates a subscription for caller. A topic is a
-// collection name ("posts") or one record ("posts/ID").
+// collection name ("posts" or "posts/*") or one record ("posts/ID"),
+// optionally with PocketBase's "?options=" (see parseTopic).
 func (b *Broker) ParseSubscription(ctx context.Context, s Subscription) (*Subscription, error) {
-	name, id, _ := strings.Cut(s.Topic, "/")
+	tp, err := parseTopic(s.Topic)
+	if err != nil {
+		return nil, err
+	}
+	name, id := tp.collection, tp.recordID
+	s.applyOptions(tp)
 	// Resolve re-reads the schema on a miss: a collection created through
 	// another node a moment ago is subscribable here at once.
 	c, err := b.recs.Collection(ctx, name)

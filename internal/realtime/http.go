@@ -24,7 +24,8 @@ const writeTimeout = 10 * time.Second
 
 // ServeSSE streams events to a client. A reconnect may pass ?clientId=
 // and the Last-Event-ID header to resume its subscriptions and receive
-// the events it missed.
+// the events it missed (a Last-Event-ID that is the client id, from
+// PB_CONNECT, means nothing was received since connecting).
 func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -49,7 +50,11 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 		return rc.Flush()
 	}
 	connect, _ := json.Marshal(map[string]string{"clientId": c.ID})
-	if write([]byte("event: plinth_connect\ndata: "+string(connect)+"\n\n")) != nil {
+	// plinth_connect for Plinth's clients, then PB_CONNECT as PocketBase's
+	// SDKs expect it: they take the client id from its id: line.
+	hello := "event: plinth_connect\ndata: " + string(connect) + "\n\n" +
+		"id: " + c.ID + "\nevent: PB_CONNECT\ndata: " + string(connect) + "\n\n"
+	if write([]byte(hello)) != nil {
 		b.Detach(c, mine)
 		return
 	}
