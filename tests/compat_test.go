@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -195,5 +196,90 @@ func TestRealtimePocketBaseWire(t *testing.T) {
 		}
 		s.subscribe(c, "", "nosuch/*").status(400)
 		s.subscribe(c, "", "notes/bad id!").status(400)
+	})
+}
+
+// Back-relation expand ("posts_via_author"): rule-checked like any
+// expand, nested, a list (one record for a unique single relation); an
+// expand that yields nothing the caller may see is "expand": {}.
+func TestBackRelationExpand(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "listRule": "", "viewRule": "", "createRule": ""})
+		anaID, ana := s.user("users", "ana@example.com", nil)
+		bobID, _ := s.user("users", "bob@example.com", nil)
+		s.collection(map[string]any{"name": "posts", "listRule": "", "viewRule": "public = true || author = @request.auth.id",
+			"fields": []any{
+				map[string]any{"name": "author", "type": "relation", "collectionId": "users"},
+				map[string]any{"name": "title", "type": "text"},
+				map[string]any{"name": "public", "type": "bool"},
+			}})
+		s.collection(map[string]any{"name": "comments", "listRule": "", "viewRule": "",
+			"fields": []any{
+				map[string]any{"name": "posts", "type": "relation", "collectionId": "posts", "maxSelect": 5},
+				map[string]any{"name": "text", "type": "text"},
+			}})
+		s.collection(map[string]any{"name": "profiles", "listRule": "", "viewRule": "",
+			"fields":  []any{map[string]any{"name": "user", "type": "relation", "collectionId": "users"}},
+			"indexes": []any{map[string]any{"name": "profiles_user", "columns": []string{"user"}, "unique": true}}})
+		post := func(author, title string, public bool) string {
+			return s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": author, "title": title, "public": public}).status(200).str("id")
+		}
+		p1 := post(anaID, "a1", true)
+		post(anaID, "a2 draft", false)
+		p3 := post(bobID, "b1", true)
+		s.do("POST", "/api/collections/comments/records", s.su, map[string]any{"posts": []string{p1, p3}, "text": "on both"}).status(200)
+		s.do("POST", "/api/collections/profiles/records", s.su, map[string]any{"user": anaID}).status(200)
+
+		titles := func(v any) []string {
+			var out []string
+			list, _ := v.([]any)
+			for _, it := range list {
+				out = append(out, it.(map[string]any)["title"].(string))
+			}
+			sort.Strings(out)
+			return out
+		}
+		path := "/api/collections/users/records/" + anaID + "?expand=" + q("posts_via_author.comments_via_posts,profiles_via_user")
+		// Anonymous: the draft is not viewable.
+		ex := s.do("GET", path, "", nil).status(200).body["expand"].(map[string]any)
+		if got := titles(ex["posts_via_author"]); fmt.Sprint(got) != "[a1]" {
+			t.Errorf("anonymous back-relation: %v", got)
+		}
+		first := ex["posts_via_author"].([]any)[0].(map[string]any)
+		if cs, _ := first["expand"].(map[string]any)["comments_via_posts"].([]any); len(cs) != 1 {
+			t.Errorf("nested multi back-relation: %v", first)
+		}
+		if prof, ok := ex["profiles_via_user"].(map[string]any); !ok || prof["user"] != anaID {
+			t.Errorf("unique back-relation is one record: %v", ex["profiles_via_user"])
+		}
+		// The author sees the draft too.
+		ex = s.do("GET", path, ana, nil).status(200).body["expand"].(map[string]any)
+		if got := titles(ex["posts_via_author"]); fmt.Sprint(got) != "[a1 a2 draft]" {
+			t.Errorf("author back-relation: %v", got)
+		}
+		// Lists expand per record.
+		r := s.do("GET", "/api/collections/users/records?sort=created,id&expand=posts_via_author", "", nil).status(200)
+		if a, b := titles(r.items()[0]["expand"].(map[string]any)["posts_via_author"]), titles(r.items()[1]["expand"].(map[string]any)["posts_via_author"]); fmt.Sprint(a, b) != "[a1] [b1]" {
+			t.Errorf("list back-relations: %v %v", a, b)
+		}
+		// Nothing viewable: an empty expand object, not a missing key.
+		draft := s.do("GET", "/api/collections/posts/records?filter="+q(`title = "a2 draft"`), ana, nil).status(200).items()[0]["id"].(string)
+		s.do("PATCH", "/api/collections/posts/records/"+draft, s.su, map[string]any{"author": bobID}).status(200)
+		r = s.do("GET", "/api/collections/posts/records/"+p1+"?expand=author", "", nil).status(200)
+		if e, ok := r.body["expand"].(map[string]any); !ok || len(e) != 1 {
+			t.Errorf("expand: %s", r.raw)
+		}
+		s.do("PATCH", "/api/collections/users", s.su, map[string]any{"viewRule": nil}).status(200)
+		r = s.do("GET", "/api/collections/posts/records/"+p1+"?expand=author", "", nil).status(200)
+		if e, ok := r.body["expand"].(map[string]any); !ok || len(e) != 0 {
+			t.Errorf("unviewable expand should be {}: %s", r.raw)
+		}
+		if r := s.do("GET", "/api/collections/posts/records/"+p1, "", nil).status(200); r.body["expand"] != nil {
+			t.Errorf("no expand asked, none sent: %s", r.raw)
+		}
+		// Unknown back-relations are a clear 400.
+		for _, bad := range []string{"posts_via_title", "nosuch_via_author", "comments_via_posts"} {
+			s.do("GET", "/api/collections/users/records/"+anaID+"?expand="+bad, s.su, nil).status(400)
+		}
 	})
 }
