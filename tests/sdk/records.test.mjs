@@ -133,3 +133,19 @@ test("files: create with File and Blob, getURL, thumbs, replace", async () => {
   const cleared = await posts.update(rec.id, { image: null });
   assert.equal(cleared.image, "");
 });
+
+test("back-relation expand and an empty expand object", async () => {
+  const pb = await signUp("back");
+  const me = pb.authStore.record.id;
+  const posts = pb.collection("posts");
+  await posts.create({ author: me, title: "mine 1", published: true });
+  await posts.create({ author: me, title: "mine 2", published: false });
+  const self = await pb.collection("users").getOne(me, { expand: "posts_via_author" });
+  assert.deepEqual(self.expand.posts_via_author.map((p) => p.title).sort(), ["mine 1", "mine 2"]);
+  const other = await client().collection("users").getOne(me, { expand: "posts_via_author" });
+  assert.deepEqual(other.expand.posts_via_author.map((p) => p.title), ["mine 1"]);
+  // Nothing to expand: still an object, so `record.expand.x?.…` works.
+  const lonely = await signUp("lonely");
+  const none = await lonely.collection("users").getOne(lonely.authStore.record.id, { expand: "posts_via_author" });
+  assert.deepEqual(none.expand, {});
+});
