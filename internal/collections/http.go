@@ -53,9 +53,9 @@ func (a *Service) HandleList(w http.ResponseWriter, r *http.Request) error {
 		perPage = records.DefaultPerPage
 	}
 	all := a.Schema().All()
-	items := []*schema.Collection{}
+	items := []any{}
 	for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
-		items = append(items, redact(all[i]))
+		items = append(items, apiCollection(all[i]))
 	}
 	total, pages := len(all), (len(all)+perPage-1)/perPage
 	if skip, _ := strconv.ParseBool(r.URL.Query().Get("skipTotal")); skip {
@@ -70,7 +70,7 @@ func (a *Service) HandleView(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(c))
+	return web.JSON(w, http.StatusOK, apiCollection(c))
 }
 
 // HandleCreate answers POST /api/collections.
@@ -88,7 +88,7 @@ func (a *Service) HandleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(out))
+	return web.JSON(w, http.StatusOK, apiCollection(out))
 }
 
 // HandleUpdate answers PATCH /api/collections/{collection}.
@@ -110,7 +110,7 @@ func (a *Service) HandleUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(out))
+	return web.JSON(w, http.StatusOK, apiCollection(out))
 }
 
 // HandleDelete answers DELETE /api/collections/{collection}; the

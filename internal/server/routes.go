@@ -39,6 +39,7 @@ func (s *Server) routes() []route {
 
 		{"GET /api/collections", superuser(cols.HandleList)},
 		{"POST /api/collections", superuser(cols.HandleCreate)},
+		{"PUT /api/collections/import", superuser(cols.HandleImport)},
 		{"GET " + c, superuser(cols.HandleView)},
 		{"PATCH " + c, superuser(cols.HandleUpdate)},
 		{"DELETE " + c, superuser(cols.HandleDelete)},
