@@ -196,6 +196,18 @@ func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	return a.core.DeleteSuperuser(ctx, email)
 }
 
+// ExportCollections returns every collection definition as indented JSON
+// (OAuth2 client secrets left out), for `plinth schema export`.
+func (a *App) ExportCollections() ([]byte, error) { return a.core.Export() }
+
+// ImportCollections creates and updates collections from definitions in
+// Plinth's or PocketBase's shape (a JSON array, or {"collections": [...]}
+// as PUT /api/collections/import takes); with deleteMissing, other
+// non-system collections are deleted. See PUT /api/collections/import.
+func (a *App) ImportCollections(ctx context.Context, data []byte, deleteMissing bool) error {
+	return a.core.ImportJSON(ctx, data, deleteMissing)
+}
+
 // Close stops background work and closes the database cleanly.
 func (a *App) Close() error {
 	a.stop()

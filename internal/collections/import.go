@@ -178,3 +178,30 @@ func importErr(i int, name string, err error) error {
 	out.Data, out.Cause = ae.Data, ae.Cause
 	return out
 }
+
+// Export is every collection as the API lists it (secrets redacted, the
+// id field listed), as indented JSON: a file Import reads back, and the
+// shape PocketBase's import accepts for what they share.
+func (a *Service) Export() ([]byte, error) {
+	all := a.Schema().All()
+	out := make([]any, 0, len(all))
+	for _, c := range all {
+		out = append(out, apiCollection(c))
+	}
+	return json.MarshalIndent(out, "", "  ")
+}
+
+// ImportJSON is Import of a file: a JSON array of definitions (what
+// Export and PocketBase's "export collections" write) or an object
+// {"collections": [...]}.
+func (a *Service) ImportJSON(ctx context.Context, data []byte, deleteMissing bool) error {
+	var defs []json.RawMessage
+	if err := json.Unmarshal(data, &defs); err != nil {
+		var req ImportRequest
+		if err2 := json.Unmarshal(data, &req); err2 != nil || req.Collections == nil {
+			return apierr.BadRequest("Invalid schema file: expected a JSON array of collections or {\"collections\": [...]}.")
+		}
+		defs = req.Collections
+	}
+	return a.Import(ctx, defs, deleteMissing)
+}

@@ -106,9 +106,39 @@ func fromPocketBase(m map[string]any, base *schema.Collection) error {
 			}
 			out = append(out, map[string]any{"name": parsed.Name, "columns": parsed.Columns, "unique": parsed.Unique})
 		}
+		if typ == schema.TypeAuth && base != nil && !hasEmailIndex(out) {
+			// PocketBase lists the email index itself; a definition that
+			// does not keeps the one Plinth made (logins need it).
+			for _, ix := range base.Indexes {
+				if ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], "email") {
+					out = append(out, map[string]any{"name": ix.Name, "columns": ix.Columns, "unique": true})
+				}
+			}
+		}
 		m["indexes"] = out
 	}
 	return pbAuthOptions(m, typ)
+}
+
+// hasEmailIndex reports whether translated indexes have a unique one on email.
+func hasEmailIndex(ixs []any) bool {
+	for _, ix := range ixs {
+		m, _ := ix.(map[string]any)
+		var cols []string
+		switch c := m["columns"].(type) {
+		case []string:
+			cols = c
+		case []any:
+			for _, x := range c {
+				s, _ := x.(string)
+				cols = append(cols, s)
+			}
+		}
+		if m["unique"] == true && len(cols) == 1 && strings.EqualFold(cols[0], "email") {
+			return true
+		}
+	}
+	return false
 }
 
 // pbFields rewrites a PocketBase field list.
