@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := collections.New(ctx, db, cfg.Logger, argon)
+	c, err := collections.New(ctx, db, cfg.Logger, argon, collections.Options{UsersCollection: !cfg.NoUsersCollection})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise database: %w", err)

@@ -1,12 +1,15 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/plinthhq/plinth"
 )
 
 // Shapes PocketBase's client SDKs rely on: every list pages (getFullList
@@ -281,5 +284,52 @@ func TestBackRelationExpand(t *testing.T) {
 		for _, bad := range []string{"posts_via_title", "nosuch_via_author", "comments_via_posts"} {
 			s.do("GET", "/api/collections/users/records/"+anaID+"?expand="+bad, s.su, nil).status(400)
 		}
+	})
+}
+
+// A new database starts with a "users" auth collection, as PocketBase's
+// does: sign-up and login work at once and each user sees only itself.
+// The decision is made once per database (deleting users does not bring
+// it back; a database first opened without it never gets it), and the
+// microblog demo takes the default collection over.
+func TestDefaultUsersCollection(t *testing.T) {
+	withUsers := func(c *plinth.Config) { c.NoUsersCollection = false }
+	forEachEngineWith(t, withUsers, func(t *testing.T, s *server) {
+		c := s.do("GET", "/api/collections/users", s.su, nil).status(200).body
+		if c["type"] != "auth" {
+			t.Fatalf("users: %v", c)
+		}
+		anaID, ana := s.user("users", "ana@example.com", map[string]any{"name": "Ana", "passwordConfirm": "password123"})
+		_, bob := s.user("users", "bob@example.com", nil)
+		if ids := s.do("GET", "/api/collections/users/records", ana, nil).status(200).ids(); len(ids) != 1 || ids[0] != anaID {
+			t.Errorf("ana lists %v", ids)
+		}
+		s.do("GET", "/api/collections/users/records/"+anaID, bob, nil).status(404)
+		s.do("PATCH", "/api/collections/users/records/"+anaID, bob, map[string]any{"name": "x"}).status(404)
+		s.do("PATCH", "/api/collections/users/records/"+anaID, ana, map[string]any{"name": "Ana B"}).status(200)
+
+		// The microblog demo adopts it.
+		if fresh, err := s.app.InstallDemo(context.Background()); err != nil || !fresh {
+			t.Fatalf("demo over the default users: %v %v", fresh, err)
+		}
+		if f := s.do("GET", "/api/collections/users", s.su, nil).status(200).body["fields"]; !strings.Contains(fmt.Sprint(f), "handle") {
+			t.Errorf("demo fields missing: %v", f)
+		}
+
+		// Once per database: deleted, it stays deleted after a restart.
+		for _, name := range []string{"timeline", "likes", "follows", "posts", "users"} {
+			s.do("DELETE", "/api/collections/"+name, s.su, nil).status(204)
+		}
+		s.app.Close()
+		again := startServerWith(t, s.dataDir, s.dbURL, withUsers)
+		again.loginSuperuser()
+		again.do("GET", "/api/collections/users", again.su, nil).status(404)
+	})
+	// A database first opened without it does not get it later.
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.app.Close()
+		again := startServerWith(t, s.dataDir, s.dbURL, withUsers)
+		again.loginSuperuser()
+		again.do("GET", "/api/collections/users", again.su, nil).status(404)
 	})
 }

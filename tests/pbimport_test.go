@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/plinthhq/plinth"
 )
 
 // pbExport is a schema in the shape PocketBase's "export collections"
@@ -149,6 +151,29 @@ func TestPocketBaseCollectionImport(t *testing.T) {
 		s.do("GET", "/api/collections/tags", s.su, nil).status(404)
 		s.do("GET", "/api/collections/users", s.su, nil).status(200)
 		s.do("GET", "/api/collections/_superusers", s.su, nil).status(200)
+	})
+}
+
+// Into a new database (which starts with its own users collection), a
+// PocketBase export updates that users collection in place and points
+// the relations to PocketBase's users id at it.
+func TestPocketBaseImportOverDefaultUsers(t *testing.T) {
+	forEachEngineWith(t, func(c *plinth.Config) { c.NoUsersCollection = false }, func(t *testing.T, s *server) {
+		var defs []any
+		json.Unmarshal([]byte(pbExport), &defs)
+		usersID := s.do("GET", "/api/collections/users", s.su, nil).status(200).str("id")
+		s.do("PUT", "/api/collections/import", s.su, map[string]any{"collections": defs}).status(204)
+		if id := s.do("GET", "/api/collections/users", s.su, nil).status(200).str("id"); id != usersID {
+			t.Errorf("users id %s, want the local %s", id, usersID)
+		}
+		for _, f := range s.do("GET", "/api/collections/posts", s.su, nil).status(200).body["fields"].([]any) {
+			if fm := f.(map[string]any); fm["name"] == "author" && fm["collectionId"] != usersID {
+				t.Errorf("author points at %v", fm["collectionId"])
+			}
+		}
+		anaID, ana := s.user("users", "ana@example.com", nil)
+		s.do("POST", "/api/collections/posts/records", ana, map[string]any{"title": "Hi", "author": anaID}).status(200)
+		s.do("PUT", "/api/collections/import", s.su, map[string]any{"collections": defs}).status(204) // again: no change
 	})
 }
 

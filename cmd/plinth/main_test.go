@@ -188,20 +188,29 @@ func TestSchemaImportExport(t *testing.T) {
 	}
 }
 
-// schemaShape is an export without what differs between installations
-// (timestamps, and the ids Plinth makes for the collections it creates).
+// schemaShape is an export without what differs between installations:
+// timestamps, and the ids each one makes for its own collections and
+// fields (the system ones, and the users collection a new database starts
+// with, which an import updates in place), so collections and relation
+// targets are named by collection name.
 func schemaShape(t *testing.T, data []byte) string {
 	var list []map[string]any
 	if err := json.Unmarshal(data, &list); err != nil {
 		t.Fatalf("export is not a JSON array: %v", err)
 	}
+	names := map[any]any{}
+	for _, c := range list {
+		names[c["id"]] = c["name"]
+	}
 	for _, c := range list {
 		delete(c, "created")
 		delete(c, "updated")
-		if c["name"] == "_superusers" {
-			delete(c, "id")
-			for _, f := range c["fields"].([]any) {
-				delete(f.(map[string]any), "id")
+		c["id"] = c["name"]
+		for _, f := range c["fields"].([]any) {
+			fm := f.(map[string]any)
+			delete(fm, "id") // a field adopted from the default users keeps its local id
+			if id, ok := fm["collectionId"]; ok {
+				fm["collectionId"] = names[id]
 			}
 		}
 	}

@@ -83,6 +83,29 @@ func (a *Service) Import(ctx context.Context, defs []json.RawMessage, deleteMiss
 		}
 		return snap.Get(c.Name)
 	}
+	// A definition matched by name to a collection with another id (the
+	// users collection a new database starts with, say) keeps the local
+	// id: relations the definitions make to the imported id are pointed
+	// at the local one.
+	alias := map[string]string{}
+	for _, it := range items {
+		if cur := existing(it.def); cur != nil && it.def.ID != "" && cur.ID != it.def.ID {
+			alias[it.def.ID] = cur.ID
+		}
+	}
+	if len(alias) > 0 {
+		for i := range items {
+			raw, err := retarget(items[i].raw, alias)
+			if err != nil {
+				return importErr(i, items[i].name, err)
+			}
+			def, err := DecodeCollection(raw, nil)
+			if err != nil {
+				return importErr(i, items[i].name, err)
+			}
+			items[i].raw, items[i].def = raw, def
+		}
+	}
 	// Step 1: skeletons of the new collections, tables before views.
 	for _, views := range []bool{false, true} {
 		for i, it := range items {
@@ -128,6 +151,22 @@ func (a *Service) Import(ctx context.Context, defs []json.RawMessage, deleteMiss
 		}
 	}
 	return nil
+}
+
+// retarget rewrites the relation targets of a definition by alias.
+func retarget(raw []byte, alias map[string]string) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, apierr.BadRequest("Invalid collection definition.")
+	}
+	fields, _ := m["fields"].([]any)
+	for _, f := range fields {
+		fm, _ := f.(map[string]any)
+		if id, ok := fm["collectionId"].(string); ok && alias[id] != "" {
+			fm["collectionId"] = alias[id]
+		}
+	}
+	return json.Marshal(m)
 }
 
 // skeleton is def without rules and without relation fields (and the
