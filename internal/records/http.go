@@ -28,6 +28,8 @@ type Handlers struct {
 	Schema  SchemaSource
 	// Files stores uploads of multipart requests (nil: none).
 	Files files.Storage
+	// BatchMax bounds the requests of one POST /api/batch (0: DefaultBatchMax).
+	BatchMax int
 }
 
 type callerKey struct{}

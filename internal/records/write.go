@@ -631,7 +631,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	id := p.vals[0].(string)
 	d := s.DB.Dialect
 	var rec *Record
-	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		// The rule is checked first, against the new record's values as
 		// a derived row, so a caller the rule rejects learns nothing from
 		// later failures (a taken unique value, a missing relation).
@@ -664,7 +664,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.emit([]Change{{ActionCreate, rec}})
+	s.committed(ctx, []Change{{ActionCreate, rec}}, nil)
 	return rec, nil
 }
 
@@ -699,7 +699,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	}
 	d := s.DB.Dialect
 	var rec, before *Record
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockRow(ctx, tx, c, id, body); err != nil {
 			return err
 		}
@@ -766,8 +766,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.emit([]Change{{ActionUpdate, rec}})
-	s.afterCommit(ctx, []Change{{ActionUpdate, rec}}, before)
+	s.committed(ctx, []Change{{ActionUpdate, rec}}, before)
 	return rec, nil
 }
 
@@ -787,7 +786,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 		return err
 	}
 	var changes []Change
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.DeleteRule, su, nil)
 		if err != nil {
 			return err
@@ -804,8 +803,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return s.writeErr(c, err)
 	}
-	s.emit(changes)
-	s.afterCommit(ctx, changes, nil)
+	s.committed(ctx, changes, nil)
 	return nil
 }
 

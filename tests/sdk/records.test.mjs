@@ -149,3 +149,41 @@ test("back-relation expand and an empty expand object", async () => {
   const none = await lonely.collection("users").getOne(lonely.authStore.record.id, { expand: "posts_via_author" });
   assert.deepEqual(none.expand, {});
 });
+
+test("createBatch: all or nothing", async () => {
+  const pb = await signUp("batch");
+  const me = pb.authStore.record.id;
+  const batch = pb.createBatch();
+  batch.collection("posts").create({ author: me, title: "batched 1", published: true });
+  const png = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+    "base64",
+  );
+  batch.collection("posts").create({ author: me, title: "batched 2", views: 4, image: new File([png], "b.png", { type: "image/png" }) });
+  const res = await batch.send();
+  assert.equal(res.length, 2);
+  assert.equal(res[0].status, 200);
+  assert.equal(res[1].body.views, 4);
+  assert.match(res[1].body.image, /^b.*\.png$/);
+  const img = await fetch(pb.files.getURL(res[1].body, res[1].body.image));
+  assert.equal(img.status, 200);
+  assert.deepEqual(Buffer.from(await img.arrayBuffer()), png);
+  const p = res[0].body;
+
+  const bad = pb.createBatch();
+  bad.collection("posts").update(p.id, { title: "changed" });
+  bad.collection("posts").create({ author: me, title: "" });
+  await assert.rejects(bad.send(), (err) => {
+    assert.equal(err.status, 400);
+    assert.equal(err.response.data.requests["1"].code, "batch_request_failed");
+    return true;
+  });
+  assert.equal((await pb.collection("posts").getOne(p.id)).title, "batched 1");
+
+  const up = pb.createBatch();
+  up.collection("posts").upsert({ id: p.id, title: "upserted" });
+  up.collection("posts").delete(res[1].body.id);
+  const r2 = await up.send();
+  assert.equal(r2[0].body.title, "upserted");
+  assert.equal(r2[1].status, 204);
+});
