@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
