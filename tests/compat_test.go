@@ -333,3 +333,36 @@ func TestDefaultUsersCollection(t *testing.T) {
 		again.do("GET", "/api/collections/users", again.su, nil).status(404)
 	})
 }
+
+// The sessions list pages like every list, so a client fetching "all
+// pages" stops.
+func TestSessionsListPages(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		_, tok := s.user("users", "ana@example.com", nil)
+		for i := 0; i < 4; i++ {
+			s.do("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "ana@example.com", "password": "password123"}).status(200)
+		}
+		seen := map[string]bool{}
+		for page := 1; page <= 5; page++ {
+			r := s.do("GET", fmt.Sprintf("/api/collections/users/sessions?page=%d&perPage=2", page), tok, nil).status(200)
+			if r.body["totalItems"] != 5.0 || r.body["totalPages"] != 3.0 {
+				t.Fatalf("page %d: %s", page, r.raw)
+			}
+			items := r.items()
+			for _, it := range items {
+				seen[it["id"].(string)] = true
+			}
+			if len(items) < 2 {
+				break
+			}
+		}
+		if len(seen) != 5 {
+			t.Errorf("paging saw %d sessions, want 5", len(seen))
+		}
+		if r := s.do("GET", "/api/collections/users/sessions?page=9", tok, nil).status(200); len(r.items()) != 0 {
+			t.Errorf("past the end: %s", r.raw)
+		}
+		s.do("GET", "/api/collections/users/sessions?perPage=-1", tok, nil).status(400)
+	})
+}
