@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/plinthhq/plinth"
@@ -365,4 +367,57 @@ func TestSessionsListPages(t *testing.T) {
 		}
 		s.do("GET", "/api/collections/users/sessions?perPage=-1", tok, nil).status(400)
 	})
+}
+
+// warnLog keeps the messages logged at WARN and above.
+type warnLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *warnLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *warnLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+		l.mu.Lock()
+		l.msgs = append(l.msgs, msg)
+		l.mu.Unlock()
+	}
+	return nil
+}
+func (l *warnLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *warnLog) WithGroup(string) slog.Handler      { return l }
+
+// Without SMTP the email flows answer 204 as PocketBase does, the same
+// for known and unknown addresses, and the server says why in its log.
+func TestMailFlowsWithoutSMTPWarn(t *testing.T) {
+	logs := &warnLog{}
+	forEachEngineWith(t, func(c *plinth.Config) { c.Logger = slog.New(logs) }, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		_, tok := s.user("users", "ana@example.com", nil)
+		for _, email := range []string{"ana@example.com", "nobody@example.com"} {
+			s.do("POST", "/api/collections/users/request-verification", "", map[string]any{"email": email}).status(204)
+			s.do("POST", "/api/collections/users/request-password-reset", "", map[string]any{"email": email}).status(204)
+		}
+		s.do("POST", "/api/collections/users/request-email-change", tok, map[string]any{"newEmail": "new@example.com"}).status(204)
+		s.do("POST", "/api/collections/users/request-verification", "", map[string]any{"email": ""}).status(400) // still validated
+	})
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	count := map[string]int{}
+	for _, m := range logs.msgs {
+		if strings.Contains(m, "SMTP is not configured") {
+			for _, flow := range []string{"verification", "passwordReset", "emailChange"} {
+				if strings.Contains(m, "flow="+flow) {
+					count[flow]++
+				}
+			}
+		}
+	}
+	// Per engine: verification and reset twice each, email change once.
+	n := len(engineList)
+	if count["verification"] != 2*n || count["passwordReset"] != 2*n || count["emailChange"] != n {
+		t.Errorf("warnings %v in %q", count, logs.msgs)
+	}
 }
