@@ -96,6 +96,14 @@ type Config struct {
 	MailMaxAttempts int           `flag:"mail-max-attempts" usage:"delivery attempts of one queued email before it is given up"`
 	MailRetryBase   time.Duration `flag:"mail-retry-base" usage:"first retry delay of a failed email (doubles up to 10m)"`
 	MailMaxAge      time.Duration `flag:"mail-max-age" usage:"how long after it was queued an undelivered email is given up"`
+	// BatchMaxRequests bounds the requests of one POST /api/batch (all
+	// run in one transaction, holding the write lock while they run).
+	BatchMaxRequests int `flag:"batch-max-requests" usage:"most requests one POST /api/batch may carry"`
+	// NoUsersCollection leaves a new database without the "users" auth
+	// collection it otherwise starts with (as PocketBase's does: sign-up
+	// and login work at once). Only a database with no collections of
+	// its own gets it; the decision is recorded, so it is made once.
+	NoUsersCollection bool `flag:"no-users-collection" usage:"do not create the default users auth collection in a new database"`
 	// Migrations are the program's own migrations, run once each when New
 	// starts (see Migration).
 	Migrations []Migration
@@ -156,6 +164,7 @@ func DefaultConfig() Config {
 		MailRetryBase:      5 * time.Second,
 		MailMaxAge:         time.Hour,
 		SchemaPoll:         10 * time.Second,
+		BatchMaxRequests:   50,
 	}
 }
 

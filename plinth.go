@@ -65,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := collections.New(ctx, db, cfg.Logger, argon)
+	c, err := collections.New(ctx, db, cfg.Logger, argon, collections.Options{UsersCollection: !cfg.NoUsersCollection})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise database: %w", err)
@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory,
+	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory, BatchMaxRequests: cfg.BatchMaxRequests,
 		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
 	if err := a.migrate(ctx, cfg.Migrations); err != nil {
 		a.Close()
@@ -227,6 +227,18 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 // DeleteSuperuser removes a superuser; it reports whether one existed.
 func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	return a.core.DeleteSuperuser(ctx, email)
+}
+
+// ExportCollections returns every collection definition as indented JSON
+// (OAuth2 client secrets left out), for `plinth schema export`.
+func (a *App) ExportCollections() ([]byte, error) { return a.core.Export() }
+
+// ImportCollections creates and updates collections from definitions in
+// Plinth's or PocketBase's shape (a JSON array, or {"collections": [...]}
+// as PUT /api/collections/import takes); with deleteMissing, other
+// non-system collections are deleted. See PUT /api/collections/import.
+func (a *App) ImportCollections(ctx context.Context, data []byte, deleteMissing bool) error {
+	return a.core.ImportJSON(ctx, data, deleteMissing)
 }
 
 // Close stops background work and closes the database cleanly.

@@ -99,6 +99,9 @@ func startServerWith(t *testing.T, dir, dbURL string, adjust func(*plinth.Config
 		Logger:          slog.New(slog.NewTextHandler(logOut, nil)),
 		PasswordHashing: plinth.HashParams{MemoryKiB: 512, Iterations: 1},
 		MaxBodyBytes:    1 << 20,
+		// Most tests define their own users; TestDefaultUsersCollection
+		// covers the one a new database starts with.
+		NoUsersCollection: true,
 	}
 	if adjust != nil {
 		adjust(&cfg)

@@ -89,7 +89,11 @@ func TestRealtimeExpandRuleReadsRequest(t *testing.T) {
 			var out struct{ Items []map[string]any }
 			json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
-			if got := len(out.Items) == 1 && out.Items[0]["expand"] != nil; got != c.want {
+			if len(out.Items) != 1 {
+				t.Fatalf("REST list: %d items", len(out.Items))
+			}
+			ex, _ := out.Items[0]["expand"].(map[string]any) // {} when nothing is visible
+			if got := ex["secret"] != nil; got != c.want {
 				t.Errorf("REST expand with X-Token %q: %v, want %v", c.hdr, got, c.want)
 			}
 		}

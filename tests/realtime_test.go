@@ -72,6 +72,10 @@ func (s *server) sseReq(req *http.Request, cancel context.CancelFunc) *sseClient
 		s.t.Fatalf("first event %q", first.name)
 	}
 	c.id = first.data["clientId"].(string)
+	// PocketBase's connect event follows, its id: line the client id.
+	if pb := c.next(); pb.name != "PB_CONNECT" || pb.id != c.id || pb.data["clientId"] != c.id {
+		s.t.Fatalf("PB_CONNECT: %+v", pb)
+	}
 	s.t.Cleanup(c.close)
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -46,7 +47,7 @@ func root() *cobra.Command {
 		cmd.RunE = func(*cobra.Command, []string) error { return err }
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return err }
 	}
-	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), versionCmd())
+	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), schemaCmd(g), versionCmd())
 	return cmd
 }
 
@@ -110,6 +111,56 @@ func superuserCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Superuser %s deleted.\n", args[0])
 				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+func schemaCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "schema", Short: "Export and import collection definitions (Plinth's or PocketBase's JSON)"}
+	var deleteMissing bool
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Create or update collections from a JSON file (\"-\" reads stdin); PocketBase's \"export collections\" output works as is",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var data []byte
+			var err error
+			if args[0] == "-" {
+				data, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return withApp(cmd.Context(), g, func(app *plinth.App) error {
+				if err := app.ImportCollections(cmd.Context(), data, deleteMissing); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Collections imported from %s.\n", args[0])
+				return nil
+			})
+		},
+	}
+	imp.Flags().BoolVar(&deleteMissing, "delete-missing", false, "also delete collections the file does not list (system collections stay)")
+	cmd.AddCommand(imp, &cobra.Command{
+		Use:   "export [FILE]",
+		Short: "Write every collection definition as JSON (to stdout without FILE)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withApp(cmd.Context(), g, func(app *plinth.App) error {
+				data, err := app.ExportCollections()
+				if err != nil {
+					return err
+				}
+				data = append(data, '\n')
+				if len(args) == 0 || args[0] == "-" {
+					_, err = cmd.OutOrStdout().Write(data)
+					return err
+				}
+				return os.WriteFile(args[0], data, 0o644)
 			})
 		},
 	})

@@ -22,6 +22,10 @@ import (
 // unknown keys so a typo in an option is an error rather than ignored.
 // When base is non-nil the JSON is a partial update of base.
 func DecodeCollection(body []byte, base *schema.Collection) (*schema.Collection, error) {
+	body, err := decodePocketBaseAware(body, base)
+	if err != nil {
+		return nil, err
+	}
 	c := &schema.Collection{}
 	if base != nil {
 		c = base.Clone()

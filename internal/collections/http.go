@@ -41,9 +41,9 @@ func (a *Service) HandleList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	all := a.Schema().All()
-	items := []*schema.Collection{}
+	items := []any{}
 	for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
-		items = append(items, redact(all[i]))
+		items = append(items, apiCollection(all[i]))
 	}
 	total := len(all)
 	if skipTotal {
@@ -58,7 +58,7 @@ func (a *Service) HandleView(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(c))
+	return web.JSON(w, http.StatusOK, apiCollection(c))
 }
 
 // HandleCreate answers POST /api/collections.
@@ -76,7 +76,7 @@ func (a *Service) HandleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(out))
+	return web.JSON(w, http.StatusOK, apiCollection(out))
 }
 
 // HandleUpdate answers PATCH /api/collections/{collection}.
@@ -98,7 +98,7 @@ func (a *Service) HandleUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return web.JSON(w, http.StatusOK, redact(out))
+	return web.JSON(w, http.StatusOK, apiCollection(out))
 }
 
 // HandleDelete answers DELETE /api/collections/{collection}; the

@@ -18,7 +18,7 @@ func TestSweepRemovesOnlyExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	a, err := New(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), secret.Argon2Params{Memory: 256, Time: 1, Threads: 1})
+	a, err := New(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), secret.Argon2Params{Memory: 256, Time: 1, Threads: 1}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

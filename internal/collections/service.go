@@ -33,6 +33,7 @@ type Service struct {
 	// schemaMu serialises schema changes made through this node; other
 	// nodes are serialised by the database (the version row update).
 	schemaMu sync.Mutex
+	opts     Options
 	// inUse holds, per collection id, a lock that record requests on
 	// the collection hold shared while they run and a change of its
 	// definition holds exclusively, so no request on this node runs
@@ -83,11 +84,11 @@ func (a *Service) lockSchema(ctx context.Context, collectionID string) func() {
 }
 
 // New bootstraps db and returns the service over it.
-func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon2Params) (*Service, error) {
+func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon2Params, o Options) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Service{DB: db, Log: log}
+	a := &Service{DB: db, Log: log, opts: o}
 	a.Records = &records.Service{DB: db, Schema: a.Schema, Resolve: a.Collection, Argon2: argon, Log: log, Changes: changes.New(db, log)}
 	if db.Lock != nil {
 		// Nodes starting together on an empty database would race to
@@ -103,6 +104,29 @@ func New(ctx context.Context, db *sqldb.DB, log *slog.Logger, argon secret.Argon
 		return nil, err
 	}
 	return a, nil
+}
+
+// Options shape what a new database starts with.
+type Options struct {
+	// UsersCollection creates the default "users" auth collection in a
+	// database without collections of its own (see DefaultUsers).
+	UsersCollection bool
+}
+
+// DefaultUsers is the auth collection a new database starts with, as in
+// PocketBase: a name and an avatar, sign-up open, each user reading and
+// changing only itself.
+func DefaultUsers() *schema.Collection {
+	self := "id = @request.auth.id"
+	open := ""
+	max := 255.0
+	return &schema.Collection{Name: "users", Type: schema.TypeAuth,
+		ListRule: &self, ViewRule: &self, CreateRule: &open, UpdateRule: &self, DeleteRule: &self,
+		Fields: []*schema.Field{
+			{Name: "name", Type: schema.FieldText, Max: &max},
+			{Name: "avatar", Type: schema.FieldFile, MaxSize: 5 << 20, Thumbs: []string{"100x100"},
+				MimeTypes: []string{"image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"}},
+		}}
 }
 
 // bootstrapLock names the cluster-wide lock held while a node creates the
@@ -161,6 +185,18 @@ var migrations = []migration{
 		c := &schema.Collection{Name: schema.SuperusersName, Type: schema.TypeAuth, System: true,
 			Auth: &schema.AuthOptions{TokenDuration: 24 * 3600, MinPasswordLength: 10}}
 		_, err := a.CreateCollection(ctx, c)
+		return err
+	}},
+	{"0002_users", func(ctx context.Context, a *Service) error {
+		if !a.opts.UsersCollection {
+			return nil
+		}
+		for _, c := range a.Schema().All() {
+			if !c.System {
+				return nil // an existing installation: its schema is its own
+			}
+		}
+		_, err := a.CreateCollection(ctx, DefaultUsers())
 		return err
 	}},
 }

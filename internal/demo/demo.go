@@ -85,7 +85,15 @@ func Collections() []*schema.Collection {
 func Install(ctx context.Context, app *collections.Service) (fresh bool, err error) {
 	fresh = app.Schema().Get("users") == nil
 	for _, c := range Collections() {
-		if app.Schema().Get(c.Name) != nil {
+		if cur := app.Schema().Get(c.Name); cur != nil {
+			if c.Name == "users" && cur.Field("handle") == nil {
+				// The users collection a new database starts with: it
+				// becomes the microblog's (its fields and rules added).
+				if err := adoptUsers(ctx, app, cur, c); err != nil {
+					return false, fmt.Errorf("extend users: %w", err)
+				}
+				fresh = true
+			}
 			continue
 		}
 		if _, err := app.CreateCollection(ctx, c); err != nil {
@@ -93,6 +101,27 @@ func Install(ctx context.Context, app *collections.Service) (fresh bool, err err
 		}
 	}
 	return fresh, nil
+}
+
+// adoptUsers turns the default users collection into the microblog's:
+// the demo's fields replace those of the same name, the others are kept,
+// and the demo's rules and indexes apply.
+func adoptUsers(ctx context.Context, app *collections.Service, cur, demo *schema.Collection) error {
+	next := cur.Clone()
+	for _, f := range demo.Fields {
+		nf := *f
+		if old := next.Field(f.Name); old != nil {
+			nf.ID = old.ID
+			*old = nf
+			continue
+		}
+		next.Fields = append(next.Fields, &nf)
+	}
+	next.ListRule, next.ViewRule, next.CreateRule, next.UpdateRule, next.DeleteRule =
+		demo.ListRule, demo.ViewRule, demo.CreateRule, demo.UpdateRule, demo.DeleteRule
+	next.Indexes = append(next.Indexes, demo.Indexes...)
+	_, err := app.UpdateCollection(ctx, next)
+	return err
 }
 
 // SeedOptions size the generated data set.

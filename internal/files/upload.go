@@ -131,54 +131,37 @@ func (f *form) value(part *multipart.Part) error {
 	case base == name && f.c.Field(base) != nil && f.c.Field(base).Type == schema.FieldFile:
 		f.replace[base] = append(f.replace[base], string(val)) // a kept file name
 	default:
-		switch prev := f.body[name].(type) {
-		case nil:
-			f.body[name] = string(val)
-		case []any:
-			f.body[name] = append(prev, string(val))
+		// Form text becomes the field's type ("42" a number, "true" a
+		// bool), as HTML forms and PocketBase's SDKs send it.
+		v := schema.FromText(f.c.Field(base), string(val))
+		switch prev, seen := f.body[name]; {
+		case !seen:
+			f.body[name] = v
+		case isList(prev):
+			f.body[name] = append(prev.([]any), v)
 		default:
-			f.body[name] = []any{prev, string(val)}
+			f.body[name] = []any{prev, v}
 		}
 	}
 	return nil
 }
 
+func isList(v any) bool { _, ok := v.([]any); return ok }
+
 // file streams a file part to storage under the record's folder.
 func (f *form) file(part *multipart.Part) error {
 	name := part.FormName()
 	base, isAppend := strings.CutSuffix(name, "+")
-	field := f.c.Field(base)
-	if field == nil || field.Type != schema.FieldFile {
-		return failUpload(name, "validation_not_file_field", "Not a file field.")
-	}
 	if f.recordID == "" {
-		f.recordID = schema.NewID()
-		f.body["id"] = f.recordID
-	}
-	if !schema.ValidRecordID(f.recordID) {
-		return failUpload("id", "validation_invalid_id", "Invalid record id.")
-	}
-	head := make([]byte, 512)
-	n, err := io.ReadFull(part, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return uploadErr(err, "Invalid or truncated multipart body.")
-	}
-	head = head[:n]
-	ctype, _, _ := strings.Cut(http.DetectContentType(head), ";")
-	if !mimeAllowed(field, ctype) {
-		return failUpload(base, "validation_invalid_mime_type", "Files of type "+ctype+" are not allowed here.")
-	}
-	stored := SafeName(part.FileName())
-	key := Key(f.c.ID, f.recordID, stored)
-	lr := &limitReader{r: io.MultiReader(bytes.NewReader(head), part), n: field.FileMaxSize()}
-	if _, err := f.st.Put(f.ctx, key, lr, ctype); err != nil {
-		if errors.Is(err, errTooBig) {
-			return failUpload(base, "validation_file_size_limit", "Each file must be at most "+strconv.FormatInt(field.FileMaxSize(), 10)+" bytes.")
+		if fl := f.c.Field(base); fl != nil && fl.Type == schema.FieldFile {
+			f.recordID = schema.NewID()
+			f.body["id"] = f.recordID
 		}
-		return uploadErr(err, "Failed to store the file.")
 	}
-	f.u.keys = append(f.u.keys, key)
-	f.u.Names[stored] = true
+	stored, err := StoreFile(f.ctx, f.st, f.c, f.recordID, base, part.FileName(), part, f.u)
+	if err != nil {
+		return err
+	}
 	if isAppend {
 		f.appendTo[base] = append(f.appendTo[base], stored)
 	} else {
@@ -186,6 +169,47 @@ func (f *form) file(part *multipart.Part) error {
 	}
 	return nil
 }
+
+// StoreFile streams one uploaded file of field fieldName to storage under
+// record recordID of c (content type sniffed from the bytes, size limited
+// as it arrives) and records it in u; it returns the stored name.
+func StoreFile(ctx context.Context, st Storage, c *schema.Collection, recordID, fieldName, fileName string, r io.Reader, u *Upload) (string, error) {
+	field := c.Field(fieldName)
+	if field == nil || field.Type != schema.FieldFile {
+		return "", failUpload(fieldName, "validation_not_file_field", "Not a file field.")
+	}
+	if st == nil {
+		return "", apierr.BadRequest("File storage is not configured.")
+	}
+	if !schema.ValidRecordID(recordID) {
+		return "", failUpload("id", "validation_invalid_id", "Invalid record id.")
+	}
+	head := make([]byte, 512)
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", uploadErr(err, "Invalid or truncated multipart body.")
+	}
+	head = head[:n]
+	ctype, _, _ := strings.Cut(http.DetectContentType(head), ";")
+	if !mimeAllowed(field, ctype) {
+		return "", failUpload(fieldName, "validation_invalid_mime_type", "Files of type "+ctype+" are not allowed here.")
+	}
+	stored := SafeName(fileName)
+	key := Key(c.ID, recordID, stored)
+	lr := &limitReader{r: io.MultiReader(bytes.NewReader(head), r), n: field.FileMaxSize()}
+	if _, err := st.Put(ctx, key, lr, ctype); err != nil {
+		if errors.Is(err, errTooBig) {
+			return "", failUpload(fieldName, "validation_file_size_limit", "Each file must be at most "+strconv.FormatInt(field.FileMaxSize(), 10)+" bytes.")
+		}
+		return "", uploadErr(err, "Failed to store the file.")
+	}
+	u.keys = append(u.keys, key)
+	u.Names[stored] = true
+	return stored, nil
+}
+
+// NewUpload starts the record of files stored for one request.
+func NewUpload(st Storage) *Upload { return &Upload{store: st, Names: map[string]bool{}} }
 
 // result is the body with each file field set to its names.
 func (f *form) result() (map[string]any, error) {

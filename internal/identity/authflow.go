@@ -32,9 +32,9 @@ func duration(sec, def int64) time.Duration {
 	return time.Duration(sec) * time.Second
 }
 
-func errMailOff() *apierr.Error {
-	return apierr.BadRequest("Email delivery is not configured: a superuser must set SMTP in the settings.")
-}
+// errMailOff answers requests that need mail while no SMTP is set; one
+// value, so the email flows can tell it from other failures.
+var errMailOff = apierr.BadRequest("Email delivery is not configured: a superuser must set SMTP in the settings.")
 
 // Mail job kinds: requests only queue these; the queue's sender resolves
 // them (looks the address up, signs the token, renders the template) and
@@ -110,12 +110,28 @@ func (s *Service) enqueueMail(ctx context.Context, kind string, j mailJob) error
 		return err
 	}
 	if s.Mail == nil {
-		return errMailOff()
+		return errMailOff
 	}
 	if err := s.Mail.Enqueue(ctx, s.DB.Write, kind, j); err != nil {
 		return s.Records.QueryErr(err)
 	}
 	return nil
+}
+
+// enqueueFlowMail queues an email flow job (verification, password
+// reset, email change). With mail off these answer as if queued, as
+// PocketBase does (its clients treat the request as done, and the answer
+// still depends on no account), and the server logs a warning naming the
+// flow: an operator sees why no mail arrives.
+func (s *Service) enqueueFlowMail(ctx context.Context, kind string, j mailJob) error {
+	err := s.enqueueMail(ctx, kind, j)
+	if err == errMailOff {
+		if s.Log != nil {
+			s.Log.Warn("email flow requested but SMTP is not configured: nothing sent", "flow", kind, "collection", j.Collection)
+		}
+		return nil
+	}
+	return err
 }
 
 // requestEmail is the address of an email flow request in its canonical
@@ -185,7 +201,7 @@ func (s *Service) RequestVerification(ctx context.Context, c *schema.Collection,
 	if err != nil {
 		return err
 	}
-	return s.enqueueMail(ctx, jobVerification, mailJob{Collection: c.ID, Email: email})
+	return s.enqueueFlowMail(ctx, jobVerification, mailJob{Collection: c.ID, Email: email})
 }
 
 // mailConfigured lets no-op requests fail the same way real ones would
@@ -196,7 +212,7 @@ func (s *Service) mailConfigured(ctx context.Context) error {
 		return apierr.Internal(err)
 	}
 	if st.SMTP.Host == "" {
-		return errMailOff()
+		return errMailOff
 	}
 	return nil
 }
@@ -221,7 +237,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, c *schema.Collection
 	if err != nil {
 		return err
 	}
-	return s.enqueueMail(ctx, jobPasswordReset, mailJob{Collection: c.ID, Email: email})
+	return s.enqueueFlowMail(ctx, jobPasswordReset, mailJob{Collection: c.ID, Email: email})
 }
 
 // ConfirmPasswordReset sets a new password. Setting it rotates the
@@ -256,7 +272,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, caller *records.Caller
 	} else if taken != nil {
 		return apierr.BadRequest("Invalid email.").With("newEmail", "validation_not_unique", "Value must be unique.")
 	}
-	return s.enqueueMail(ctx, jobEmailChange, mailJob{Collection: c.ID, Record: caller.Auth.ID(), NewEmail: newEmail})
+	return s.enqueueFlowMail(ctx, jobEmailChange, mailJob{Collection: c.ID, Record: caller.Auth.ID(), NewEmail: newEmail})
 }
 
 // ConfirmEmailChange switches the email after checking the password; the

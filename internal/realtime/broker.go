@@ -20,6 +20,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -304,10 +305,12 @@ func (b *Broker) collect(ctx context.Context, c *Client, ev *event, dc *delivery
 	caller, ident, subs := c.caller, c.ident, c.subList
 	c.mu.Unlock()
 	rec := ev.change.Record
+	base := caller
 	for _, s := range subs {
 		if s.collectionID != rec.Collection.ID || (s.RecordID != "" && s.RecordID != rec.ID()) {
 			continue
 		}
+		caller := s.callerFor(base)
 		if ev.seq <= s.since {
 			continue // committed before this subscription began
 		}
@@ -544,12 +547,20 @@ type Subscription struct {
 	collectionID string
 	filter       rules.Expr
 	fields       records.Projection
+	query        url.Values  // from the topic's options, see callerFor
+	headers      http.Header // from the topic's options, see callerFor
 }
 
 // ParseSubscription validates a subscription for caller. A topic is a
-// collection name ("posts") or one record ("posts/ID").
+// collection name ("posts" or "posts/*") or one record ("posts/ID"),
+// optionally with PocketBase's "?options=" (see parseTopic).
 func (b *Broker) ParseSubscription(ctx context.Context, s Subscription) (*Subscription, error) {
-	name, id, _ := strings.Cut(s.Topic, "/")
+	tp, err := parseTopic(s.Topic)
+	if err != nil {
+		return nil, err
+	}
+	name, id := tp.collection, tp.recordID
+	s.applyOptions(tp)
 	// Resolve re-reads the schema on a miss: a collection created through
 	// another node a moment ago is subscribable here at once.
 	c, err := b.recs.Collection(ctx, name)

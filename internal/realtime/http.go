@@ -32,6 +32,8 @@ const writeTimeout = 10 * time.Second
 //     subscribes again, and its new subscriptions replay from there.
 //
 // A position the log no longer holds gets a plinth_reset event: reload.
+// PocketBase's SDKs get PB_CONNECT too; its id: line is the client id, so
+// a browser reconnecting before any event sends that id back.
 func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *records.Caller, token string) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -49,7 +51,11 @@ func (b *Broker) ServeSSE(w http.ResponseWriter, r *http.Request, caller *record
 		return rc.Flush()
 	}
 	connect, _ := json.Marshal(map[string]string{"clientId": c.ID})
-	if write([]byte("event: plinth_connect\ndata: "+string(connect)+"\n\n")) != nil {
+	// plinth_connect for Plinth's clients, then PB_CONNECT as PocketBase's
+	// SDKs expect it: they take the client id from its id: line.
+	hello := "event: plinth_connect\ndata: " + string(connect) + "\n\n" +
+		"id: " + c.ID + "\nevent: PB_CONNECT\ndata: " + string(connect) + "\n\n"
+	if write([]byte(hello)) != nil {
 		b.Detach(c, mine)
 		return
 	}

@@ -110,15 +110,6 @@ func (s *Service) logChanges(ctx context.Context, tx *sql.Tx, list []Change) ([]
 	return s.Changes.Append(ctx, tx, entries...)
 }
 
-// committed runs after a write transaction committed: readers of the
-// change log are woken and in-process subscribers get the changes.
-func (s *Service) committed(list []Change, logged []changes.Entry) {
-	if s.Changes != nil {
-		s.Changes.Committed(logged...)
-	}
-	s.emit(list)
-}
-
 // emit hands committed changes to the subscribers.
 func (s *Service) emit(changes []Change) {
 	s.hooks.mu.RLock()

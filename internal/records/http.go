@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/files"
@@ -30,6 +31,8 @@ type Handlers struct {
 	Schema  SchemaSource
 	// Files stores uploads of multipart requests (nil: none).
 	Files files.Storage
+	// BatchMax bounds the requests of one POST /api/batch (0: DefaultBatchMax).
+	BatchMax int
 }
 
 type callerKey struct{}
@@ -184,6 +187,9 @@ func (h *Handlers) writeResult(w http.ResponseWriter, r *http.Request, c *schema
 func (h *Handlers) writeBody(r *http.Request, c *schema.Collection, id string) (map[string]any, *files.Upload, error) {
 	if !web.IsMultipart(r) {
 		body, err := web.DecodeObject(r)
+		if err == nil && web.IsForm(r) {
+			typeFormValues(c, body)
+		}
 		return body, &files.Upload{}, err
 	}
 	body, up, err := files.ParseMultipart(r, h.Files, c, id)
@@ -191,6 +197,22 @@ func (h *Handlers) writeBody(r *http.Request, c *schema.Collection, id string) (
 		up.Cleanup()
 	}
 	return body, up, err
+}
+
+// typeFormValues gives an urlencoded body's texts their fields' types
+// ("views=42" a number, "published=true" a bool), like multipart text.
+func typeFormValues(c *schema.Collection, body map[string]any) {
+	for k, v := range body {
+		f := c.Field(strings.TrimRight(k, "+-"))
+		switch x := v.(type) {
+		case string:
+			body[k] = schema.FromText(f, x)
+		case []any:
+			for i, it := range x {
+				x[i] = schema.FromText(f, it.(string))
+			}
+		}
+	}
 }
 
 // uploader is the caller allowed to set the files this request stored.

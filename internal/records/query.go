@@ -447,12 +447,21 @@ func (s *Service) expand(ctx context.Context, caller *Caller, c *schema.Collecti
 	if len(paths) > 32 {
 		return errBadParam("expand", "Too many expand paths.")
 	}
+	// A requested expand is always an object, empty when nothing could
+	// be expanded (or seen), as PocketBase's clients expect.
+	for _, r := range recs {
+		if r.Expand == nil {
+			r.Expand = map[string]any{}
+		}
+	}
 	return s.expandLevel(ctx, caller, c, recs, paths)
 }
 
 // expandLevel expands one level of relation paths for recs: per field it
 // collects the target ids of every record, reads them in one query under
-// the target's view rule, and recurses for the deeper segments.
+// the target's view rule, and recurses for the deeper segments. A segment
+// "posts_via_author" is a back-relation: the posts whose author field
+// holds the record (see backRelation).
 func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Collection, recs []*Record, paths [][]string) error {
 	if len(recs) == 0 || len(paths) == 0 {
 		return nil
@@ -460,21 +469,28 @@ func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Col
 	groups := map[string][][]string{}
 	var order []string
 	for _, p := range paths {
-		f := c.Field(p[0])
-		if f == nil || f.Type != schema.FieldRelation {
-			return errBadParam("expand", "Field "+strconv.Quote(p[0])+" of "+c.Name+" is not a relation.")
+		if f := c.Field(p[0]); f == nil || f.Type != schema.FieldRelation {
+			if _, _, ok := s.backRelation(c, p[0]); !ok {
+				return errBadParam("expand", "Field "+strconv.Quote(p[0])+" of "+c.Name+" is not a relation.")
+			}
 		}
-		if _, ok := groups[f.Name]; !ok {
-			order = append(order, f.Name)
-			groups[f.Name] = nil
+		if _, ok := groups[p[0]]; !ok {
+			order = append(order, p[0])
+			groups[p[0]] = nil
 		}
 		if len(p) > 1 {
-			groups[f.Name] = append(groups[f.Name], p[1:])
+			groups[p[0]] = append(groups[p[0]], p[1:])
 		}
 	}
 	su := caller.Superuser()
 	for _, name := range order {
 		f := c.Field(name)
+		if f == nil || f.Type != schema.FieldRelation {
+			if err := s.expandBack(ctx, caller, c, recs, name, groups[name]); err != nil {
+				return err
+			}
+			continue
+		}
 		if f.Hidden && !su {
 			continue
 		}
@@ -516,20 +532,106 @@ func (s *Service) expandLevel(ctx context.Context, caller *Caller, c *schema.Col
 					}
 				}
 				if len(list) > 0 {
-					if r.Expand == nil {
-						r.Expand = map[string]any{}
-					}
-					r.Expand[f.Name] = list
+					r.setExpand(f.Name, list)
 				}
 			} else if len(rids) == 1 && byID[rids[0]] != nil {
-				if r.Expand == nil {
-					r.Expand = map[string]any{}
-				}
-				r.Expand[f.Name] = byID[rids[0]]
+				r.setExpand(f.Name, byID[rids[0]])
 			}
 		}
 	}
 	return nil
+}
+
+// MaxBackRelations bounds the records one back-relation expand reads
+// for one level of a request (as PocketBase, 1000).
+const MaxBackRelations = 1000
+
+// backRelation resolves "<collection>_via_<field>" seen from c: the
+// collection and its relation field that points at c. The collection
+// name may itself contain "_via_"; the last occurrence splits.
+func (s *Service) backRelation(c *schema.Collection, name string) (*schema.Collection, *schema.Field, bool) {
+	i := strings.LastIndex(name, "_via_")
+	if i <= 0 {
+		return nil, nil, false
+	}
+	t := s.Schema().Get(name[:i])
+	if t == nil || t.IsView() {
+		return nil, nil, false
+	}
+	f := t.Field(name[i+len("_via_"):])
+	if f == nil || f.Type != schema.FieldRelation || f.CollectionID != c.ID {
+		return nil, nil, false
+	}
+	return t, f, true
+}
+
+// expandBack expands the back-relation name on recs: the records of the
+// other collection whose relation field holds each record, read under
+// that collection's view rule and its field's hidden flag like any
+// expand. A single relation field with a unique index gives one record,
+// otherwise a list.
+func (s *Service) expandBack(ctx context.Context, caller *Caller, c *schema.Collection, recs []*Record, name string, deeper [][]string) error {
+	t, f, _ := s.backRelation(c, name)
+	su := caller.Superuser()
+	if (f.Hidden && !su) || (t.ViewRule == nil && !su) {
+		return nil
+	}
+	ids := make([]string, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.ID())
+	}
+	var targets []*Record
+	for len(ids) > 0 && len(targets) < MaxBackRelations {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		d := s.DB.Dialect
+		b := sqldb.NewBuilder(d)
+		ph := make([]string, len(chunk))
+		for i, id := range chunk {
+			ph[i] = b.Arg(id)
+		}
+		col := "r." + d.Quote(f.Name)
+		where := col + " IN (" + strings.Join(ph, ", ") + ")"
+		if f.Multi() {
+			where = "EXISTS (SELECT 1 FROM " + d.JSONEach(col, "bj") + " WHERE bj.value IN (" + strings.Join(ph, ", ") + "))"
+		}
+		more, err := s.fetchViewable(ctx, caller, t, b, where, " ORDER BY r."+d.Quote("id")+" LIMIT "+strconv.Itoa(MaxBackRelations-len(targets)))
+		if err != nil {
+			return err
+		}
+		targets = append(targets, more...)
+	}
+	if err := s.expandLevel(ctx, caller, t, targets, deeper); err != nil {
+		return err
+	}
+	single := !f.Multi() && uniqueColumn(t, f.Name)
+	by := map[string][]*Record{}
+	for _, tr := range targets {
+		for _, id := range ValueList(tr.Values[f.Name]) {
+			by[id] = append(by[id], tr)
+		}
+	}
+	for _, r := range recs {
+		list := by[r.ID()]
+		switch {
+		case len(list) == 0:
+		case single:
+			r.setExpand(name, list[0])
+		default:
+			r.setExpand(name, list)
+		}
+	}
+	return nil
+}
+
+// uniqueColumn reports whether c has a unique index on exactly column.
+func uniqueColumn(c *schema.Collection, column string) bool {
+	for _, ix := range c.Indexes {
+		if ix.Unique && len(ix.Columns) == 1 && ix.Columns[0] == column {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchMany loads the records of c with the given ids that the caller may view.
@@ -544,29 +646,39 @@ func (s *Service) fetchMany(ctx context.Context, caller *Caller, c *schema.Colle
 		for i, id := range chunk {
 			ph[i] = b.Arg(id)
 		}
-		where := "r." + d.Quote("id") + " IN (" + strings.Join(ph, ", ") + ")"
-		if !caller.Superuser() && *c.ViewRule != "" {
-			r, err := s.ruleCond(b, c, *c.ViewRule, s.env(caller, true, nil), nil)
-			if err != nil {
-				return nil, err
-			}
-			if r.Const != nil && !*r.Const {
-				return nil, nil
-			}
-			if r.Const == nil {
-				where += " AND " + r.SQL
-			}
-		}
-		fields, cols := columns(d, c, "r", false)
-		rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where)
+		recs, err := s.fetchViewable(ctx, caller, c, b, "r."+d.Quote("id")+" IN ("+strings.Join(ph, ", ")+")", "")
 		if err != nil {
-			return nil, s.queryErr(err)
-		}
-		recs, err := scanRecords(rows, c, fields)
-		if err != nil {
-			return nil, s.queryErr(err)
+			return nil, err
 		}
 		out = append(out, recs...)
 	}
 	return out, nil
+}
+
+// fetchViewable reads the records of c (alias r) matching where that the
+// caller may view; tail (ORDER BY, LIMIT) is appended as is.
+func (s *Service) fetchViewable(ctx context.Context, caller *Caller, c *schema.Collection, b *sqldb.Builder, where, tail string) ([]*Record, error) {
+	d := s.DB.Dialect
+	if !caller.Superuser() && *c.ViewRule != "" {
+		r, err := s.ruleCond(b, c, *c.ViewRule, s.env(caller, true, nil), nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.Const != nil && !*r.Const {
+			return nil, nil
+		}
+		if r.Const == nil {
+			where += " AND " + r.SQL
+		}
+	}
+	fields, cols := columns(d, c, "r", false)
+	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where+tail)
+	if err != nil {
+		return nil, s.queryErr(err)
+	}
+	recs, err := scanRecords(rows, c, fields)
+	if err != nil {
+		return nil, s.queryErr(err)
+	}
+	return recs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,35 @@ func (c *Caller) Superuser() bool {
 
 func (c *Caller) isOwner(r *Record) bool {
 	return c != nil && c.Auth != nil && c.AuthCollection.ID == r.Collection.ID && c.Auth.ID() == r.ID()
+}
+
+// setExpand records an expanded relation (*Record or []*Record).
+func (r *Record) setExpand(name string, v any) {
+	if r.Expand == nil {
+		r.Expand = map[string]any{}
+	}
+	r.Expand[name] = v
+}
+
+// expandKeys lists the expanded names in output order: the record's
+// relation fields in schema order, then back-relations by name.
+func (r *Record) expandKeys() []string {
+	keys := make([]string, 0, len(r.Expand))
+	seen := make(map[string]bool, len(r.Expand))
+	for _, f := range r.Collection.Fields {
+		if _, ok := r.Expand[f.Name]; ok {
+			keys = append(keys, f.Name)
+			seen[f.Name] = true
+		}
+	}
+	var rest []string
+	for k := range r.Expand {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
 }
 
 // scanValue turns a driver value into the API shape of field f. Engines
@@ -242,7 +272,7 @@ func writeRecord(buf *bytes.Buffer, caller *Caller, r *Record, proj Projection) 
 		}
 		kv(f.Name, v)
 	}
-	if len(r.Expand) > 0 {
+	if r.Expand != nil {
 		eproj, ok := proj.has("expand")
 		if ok {
 			if !first {
@@ -251,12 +281,9 @@ func writeRecord(buf *bytes.Buffer, caller *Caller, r *Record, proj Projection) 
 			first = false
 			buf.WriteString(`"expand":{`)
 			efirst := true
-			for _, f := range r.Collection.Fields {
-				ex, ok := r.Expand[f.Name]
-				if !ok {
-					continue
-				}
-				sub, ok := eproj.has(f.Name)
+			for _, name := range r.expandKeys() {
+				ex := r.Expand[name]
+				sub, ok := eproj.has(name)
 				if !ok {
 					continue
 				}
@@ -264,7 +291,7 @@ func writeRecord(buf *bytes.Buffer, caller *Caller, r *Record, proj Projection) 
 					buf.WriteByte(',')
 				}
 				efirst = false
-				kb, _ := json.Marshal(f.Name)
+				kb, _ := json.Marshal(name)
 				buf.Write(kb)
 				buf.WriteByte(':')
 				switch x := ex.(type) {

@@ -103,8 +103,8 @@ func (pr *preparation) checkKeys() {
 		switch {
 		case f == nil || f.Name == "id":
 			pr.errs[k] = &schema.ValueError{Code: "validation_unknown_field", Message: "Unknown field."}
-		case name != k && !f.Multi():
-			pr.errs[k] = &schema.ValueError{Code: "validation_invalid_modifier", Message: "+ and - apply to multi-valued fields only."}
+		case name != k && !f.Multi() && f.Type != schema.FieldNumber:
+			pr.errs[k] = &schema.ValueError{Code: "validation_invalid_modifier", Message: "+ and - apply to numbers and multi-valued fields only."}
 		case f.Name == "tokenKey" || f.Type == schema.FieldAutodate:
 			pr.errs[k] = &schema.ValueError{Code: "validation_readonly", Message: "This field is managed by the server."}
 		}
@@ -188,6 +188,9 @@ func (pr *preparation) incoming(f *schema.Field) (raw any, present bool, ve *sch
 	if !hasAdd && !hasSub {
 		return raw, present || pr.creating, nil
 	}
+	if f.Type == schema.FieldNumber {
+		return pr.arithmetic(f, raw, present, add, hasAdd, sub, hasSub)
+	}
 	var cur []string
 	if present {
 		v, err := f.Normalize(raw)
@@ -208,6 +211,57 @@ func (pr *preparation) incoming(f *schema.Field) (raw any, present bool, ve *sch
 		cur = slices.DeleteFunc(cur, func(x string) bool { return x == r })
 	}
 	return anyList(cur), true, nil
+}
+
+// lockRow holds the row being updated until the transaction ends when
+// the body computes from its current values ("views+": 1, "tags-": "x"),
+// so concurrent modifiers on PostgreSQL do not lose each other's changes.
+// SQLite needs nothing: it has one writer at a time.
+func (s *Service) lockRow(ctx context.Context, tx *sql.Tx, c *schema.Collection, id string, body map[string]any) error {
+	d := s.DB.Dialect
+	if d.Name() != "postgres" || !schema.ValidRecordID(id) {
+		return nil
+	}
+	for k := range body {
+		if strings.HasSuffix(k, "+") || strings.HasSuffix(k, "-") {
+			if _, err := tx.ExecContext(ctx, "SELECT 1 FROM "+d.Quote(c.Name)+" WHERE "+d.Quote("id")+" = "+d.Placeholder(1)+" FOR UPDATE", id); err != nil {
+				return s.queryErr(err)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// arithmetic applies "f+" (add) and "f-" (subtract) to a number field,
+// starting from the value given in the same request, else the stored one
+// (the update holds the row, see lockRow), else 0.
+func (pr *preparation) arithmetic(f *schema.Field, raw any, present bool, add any, hasAdd bool, sub any, hasSub bool) (any, bool, *schema.ValueError) {
+	var cur float64
+	if present {
+		v, err := f.Normalize(raw)
+		if err != nil {
+			return nil, false, asValueErr(err)
+		}
+		cur, _ = v.(float64)
+	} else if pr.old != nil {
+		cur, _ = pr.old.Values[f.Name].(float64)
+	}
+	for _, m := range []struct {
+		v    any
+		has  bool
+		sign float64
+	}{{add, hasAdd, 1}, {sub, hasSub, -1}} {
+		if !m.has {
+			continue
+		}
+		n, ok := m.v.(float64)
+		if !ok {
+			return nil, false, &schema.ValueError{Code: "validation_invalid_number", Message: "The modifier's operand must be a number."}
+		}
+		cur += m.sign * n
+	}
+	return cur, true, nil
 }
 
 // authFieldAllowed applies who may set an auth record's verified state
@@ -579,7 +633,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	d := s.DB.Dialect
 	var rec *Record
 	var logged []changes.Entry
-	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		// The rule is checked first, against the new record's values as
 		// a derived row, so a caller the rule rejects learns nothing from
 		// later failures (a taken unique value, a missing relation).
@@ -616,7 +670,7 @@ func (s *Service) create(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.committed([]Change{{ActionCreate, rec}}, logged)
+	s.committed(ctx, []Change{{ActionCreate, rec}}, nil, logged)
 	return rec, nil
 }
 
@@ -652,7 +706,10 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	d := s.DB.Dialect
 	var rec, before *Record
 	var logged []changes.Entry
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockRow(ctx, tx, c, id, body); err != nil {
+			return err
+		}
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.UpdateRule, su, body)
 		before = old
 		if err != nil {
@@ -720,8 +777,7 @@ func (s *Service) Update(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return nil, s.writeErr(c, err)
 	}
-	s.committed([]Change{{ActionUpdate, rec}}, logged)
-	s.afterCommit(ctx, []Change{{ActionUpdate, rec}}, before)
+	s.committed(ctx, []Change{{ActionUpdate, rec}}, before, logged)
 	return rec, nil
 }
 
@@ -742,7 +798,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	}
 	var list []Change
 	var logged []changes.Entry
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := s.fetchOne(ctx, tx, caller, c, id, c.DeleteRule, su, nil)
 		if err != nil {
 			return err
@@ -763,8 +819,7 @@ func (s *Service) Delete(ctx context.Context, caller *Caller, c *schema.Collecti
 	if err != nil {
 		return s.writeErr(c, err)
 	}
-	s.committed(list, logged)
-	s.afterCommit(ctx, list, nil)
+	s.committed(ctx, list, nil, logged)
 	return nil
 }
 

@@ -21,7 +21,7 @@ type route struct {
 // superusers may call.
 func (s *Server) routes() []route {
 	cols := s.deps.Collections
-	recs := &records.Handlers{Records: cols.Records, Schema: cols, Files: cols.Records.Files}
+	recs := &records.Handlers{Records: cols.Records, Schema: cols, Files: cols.Records.Files, BatchMax: s.opts.BatchMaxRequests}
 	auth := &identity.Handlers{Identity: s.deps.Identity, Schema: cols, TrustedProxies: s.opts.TrustedProxies,
 		PerIP: rateLimiter(s.opts.AuthRatePerIP, 60), PerAccount: rateLimiter(s.opts.AuthRatePerAccount, 10)}
 	fileHandlers := &files.Handlers{Storage: cols.Records.Files, Thumbs: files.NewThumbnailer(s.opts.ThumbMemory),
@@ -39,6 +39,7 @@ func (s *Server) routes() []route {
 
 		{"GET /api/collections", superuser(cols.HandleList)},
 		{"POST /api/collections", superuser(cols.HandleCreate)},
+		{"PUT /api/collections/import", superuser(cols.HandleImport)},
 		{"GET " + c, superuser(cols.HandleView)},
 		{"PATCH " + c, superuser(cols.HandleUpdate)},
 		{"DELETE " + c, superuser(cols.HandleDelete)},
@@ -48,6 +49,7 @@ func (s *Server) routes() []route {
 		{"GET " + c + "/records/{id}", recs.View},
 		{"PATCH " + c + "/records/{id}", recs.Update},
 		{"DELETE " + c + "/records/{id}", recs.Delete},
+		{"POST /api/batch", recs.Batch},
 
 		{"POST /api/superusers/auth-with-password", auth.SuperuserAuth},
 		{"POST " + c + "/auth-with-password", auth.AuthWithPassword},

@@ -60,6 +60,8 @@ type Options struct {
 	// MaxRequestsPerIP caps requests in flight per client IP, realtime
 	// streams included (default 512; negative: no cap).
 	MaxRequestsPerIP int
+	// BatchMaxRequests bounds the requests of one POST /api/batch.
+	BatchMaxRequests int
 	// ThumbMemory is the decode memory all thumbnail jobs share (default
 	// 256 MiB); an image that would need more is served as it is.
 	ThumbMemory int64

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,12 @@ func ReadJSON(r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return nil, apierr.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json.")
 	}
+	return readAll(r)
+}
+
+// readAll reads the (server-bounded) request body; a body cut short is a
+// 400, one over the limit keeps its own error.
+func readAll(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	var ae *apierr.Error
@@ -63,8 +70,14 @@ func ReadJSON(r *http.Request) ([]byte, error) {
 }
 
 // DecodeObject reads a JSON object body; an empty body is an empty object.
-// Every string in it (and every key) must be storable text.
+// Every string in it (and every key) must be storable text. An
+// application/x-www-form-urlencoded body (HTML forms, PocketBase clients)
+// is accepted too: each value is text, a repeated key a list of texts
+// (see schema.FromText for typing them).
 func DecodeObject(r *http.Request) (map[string]any, error) {
+	if IsForm(r) {
+		return decodeForm(r)
+	}
 	raw, err := ReadJSON(r)
 	if err != nil {
 		return nil, err
@@ -105,6 +118,42 @@ func validTextTree(v any) bool {
 		}
 	}
 	return true
+}
+
+// IsForm reports whether the request carries an
+// application/x-www-form-urlencoded body.
+func IsForm(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/x-www-form-urlencoded"
+}
+
+// decodeForm reads an urlencoded body into the shape DecodeObject gives.
+func decodeForm(r *http.Request) (map[string]any, error) {
+	raw, err := readAll(r)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, apierr.BadRequest("Invalid form body.")
+	}
+	body := make(map[string]any, len(vals))
+	for k, list := range vals {
+		if len(list) == 1 {
+			body[k] = list[0]
+		} else {
+			l := make([]any, len(list))
+			for i, v := range list {
+				l[i] = v
+			}
+			body[k] = l
+		}
+		if !validTextTree(k) || !validTextTree(body[k]) {
+			return nil, apierr.BadRequest("Invalid form body: text may not contain NUL characters.").
+				With(k, "validation_invalid_text", "Must be valid UTF-8 text without NUL characters.")
+		}
+	}
+	return body, nil
 }
 
 // IsMultipart reports whether the request carries multipart/form-data.
