@@ -113,9 +113,16 @@ func checkViewQuery(q string) (string, error) {
 	return q, nil
 }
 
+// errDryRun rolls back the transaction of a validation-only change.
+var errDryRun = errors.New("dry run")
+
 // CreateCollection validates c, creates its table (or view) and indexes
 // and records it, all in one transaction.
 func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*schema.Collection, error) {
+	return a.createCollection(ctx, c, false)
+}
+
+func (a *Service) createCollection(ctx context.Context, c *schema.Collection, dry bool) (*schema.Collection, error) {
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
 	if err := a.Reload(ctx); err != nil {
@@ -154,6 +161,9 @@ func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*
 				return err
 			}
 		}
+		if dry {
+			return errDryRun
+		}
 		def, err := encodeCollection(c)
 		if err != nil {
 			return err
@@ -166,6 +176,9 @@ func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*
 		}
 		return a.bumpVersion(ctx, tx)
 	})
+	if dry && errors.Is(err, errDryRun) {
+		return c, nil
+	}
 	if err != nil {
 		return nil, ddlErr(err)
 	}
@@ -283,6 +296,10 @@ func (a *Service) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Col
 // DecodeCollection over the current one) as DDL in one transaction:
 // fields are matched by id, so a renamed field keeps its data.
 func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection) (*schema.Collection, error) {
+	return a.updateCollection(ctx, next, false)
+}
+
+func (a *Service) updateCollection(ctx context.Context, next *schema.Collection, dry bool) (*schema.Collection, error) {
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
 	if err := a.Reload(ctx); err != nil {
@@ -325,6 +342,9 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 		} else if err := a.alterTable(ctx, tx, old, next); err != nil {
 			return err
 		}
+		if dry {
+			return errDryRun
+		}
 		def, err := encodeCollection(next)
 		if err != nil {
 			return err
@@ -335,6 +355,9 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 		}
 		return a.bumpVersion(ctx, tx)
 	})
+	if dry && errors.Is(err, errDryRun) {
+		return next, nil
+	}
 	if err != nil {
 		return nil, ddlErr(err)
 	}

@@ -38,6 +38,7 @@ func (s *Server) routes() []route {
 		{"GET /api/health", s.health},
 
 		{"GET /api/collections", superuser(cols.HandleList)},
+		{"POST /api/collections/validate", superuser(cols.HandleValidate)},
 		{"POST /api/collections", superuser(cols.HandleCreate)},
 		{"GET " + c, superuser(cols.HandleView)},
 		{"PATCH " + c, superuser(cols.HandleUpdate)},
@@ -80,6 +81,14 @@ func (s *Server) routes() []route {
 			route{"GET /api/realtime", rt.HandleSSE},
 			route{"POST /api/realtime", rt.HandleSubscribe},
 			route{"GET /api/realtime/ws", rt.HandleWS},
+		)
+	}
+	if d := s.deps.Dashboard; d != nil {
+		table = append(table,
+			route{"GET /_", d.Assets.Redirect},
+			route{"GET /_/", d.Assets.Serve},
+			route{"POST /api/superusers/install", d.Installer.Install},
+			route{"POST /api/settings/test/email", superuser(d.Mailer.TestEmail)},
 		)
 	}
 	return table
