@@ -207,7 +207,7 @@ export function CollectionEditor({ initial, all, onSaved, onDeleted }: { initial
   };
 
   const errs = { ...(live?.data || {}), ...(err?.data || {}) };
-  const fieldNames = (preview?.fields || c.fields).map((f) => f.name);
+  const fieldNames = [...new Set([...c.fields, ...(preview?.fields || [])].map((f) => f.name).filter(Boolean))];
   const suggestions = [...fieldNames, '@request.auth.id', '@request.auth.', '@request.body.', '@request.query.', '@request.method', ...all.filter((x) => !x.system).map((x) => '@collection.' + x.name + '.'), '@now', ' && ', ' || ', ' = ', ' != ', ' ~ ', '""'];
   const shown = c.fields.map((f, i) => ({ f, i })).filter(({ f }) => !f.system);
   const auth = c.authOptions || {};
