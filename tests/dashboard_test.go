@@ -2,12 +2,16 @@ package tests
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/plinthhq/plinth"
 )
 
 // get sends a plain GET without following redirects.
@@ -307,4 +311,65 @@ func TestRefusedPatchLeavesRulesUnchanged(t *testing.T) {
 		}
 		s.do("GET", "/api/collections/secrets/records", "", nil).status(403) // still superusers only
 	})
+}
+
+// syncBuf is a log sink the server writes while the test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Serving with no superuser logs a one-time install link on the address
+// actually served; the link creates the first superuser once.
+func TestServePrintsInstallLink(t *testing.T) {
+	for _, e := range engineList {
+		t.Run(e.name, func(t *testing.T) {
+			logs := &syncBuf{}
+			app, err := plinth.New(context.Background(), plinth.Config{DataDir: t.TempDir(), DB: e.newDB(t),
+				Logger:          slog.New(slog.NewTextHandler(logs, nil)),
+				PasswordHashing: plinth.HashParams{MemoryKiB: 512, Iterations: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- app.ServeListener(ctx, ln) }()
+			t.Cleanup(func() { cancel(); <-done; app.Close() })
+			base := "http://" + ln.Addr().String()
+			re := regexp.MustCompile(`url=` + regexp.QuoteMeta(base) + `/_/#/install/([0-9a-f]{64})`)
+			var m []string
+			for i := 0; i < 1000 && m == nil; i++ {
+				m = re.FindStringSubmatch(logs.String())
+				if m == nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			if m == nil {
+				t.Fatalf("no install link for %s in the log:\n%s", base, logs.String())
+			}
+			if app.ServedURL() != base {
+				t.Errorf("served URL %q, want %q", app.ServedURL(), base)
+			}
+			s := &server{t: t, url: base, app: app}
+			s.do("POST", "/api/superusers/install", "", map[string]any{"token": m[1], "email": "first@example.com", "password": "a-long-password"}).status(204)
+			s.do("POST", "/api/superusers/install", "", map[string]any{"token": m[1], "email": "second@example.com", "password": "a-long-password"}).status(400)
+			s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": "first@example.com", "password": "a-long-password"}).status(200)
+		})
+	}
 }
