@@ -326,6 +326,35 @@ test('dashboard end to end', async (t) => {
     await page.waitForFunction((n) => document.querySelectorAll('tbody tr[data-id]').length === n, before - 2);
   });
 
+  await t.test('column chooser', async () => {
+    await page.locator('.colchooser summary').click();
+    await page.locator('input[name=col-views]').uncheck();
+    await page.locator('th button[data-col=views]').waitFor({ state: 'detached' });
+    await page.locator('input[name=col-views]').check();
+    await page.locator('th button[data-col=views]').waitFor();
+    await page.locator('.colchooser summary').click();
+  });
+
+  await t.test('edit a collection after a preview of the change', async () => {
+    await page.getByRole('button', { name: 'Edit collection' }).click();
+    await page.locator('fieldset[data-field=site] input[name^=field-name-]').fill('website');
+    await page.locator('fieldset[data-field=contact]').getByRole('button', { name: 'Remove' }).click();
+    await page.locator('.status .ok').waitFor();
+    await page.getByRole('button', { name: 'Save changes' }).first().click();
+    const dlg = page.getByRole('dialog');
+    const text = await dlg.innerText();
+    assert.match(text, /Rename field site → website/);
+    assert.match(text, /Remove field contact and all its values/);
+    await shot('schema-diff');
+    await dlg.getByRole('button', { name: 'Apply changes' }).click();
+    await page.waitForURL(/#\/collections\/posts$/);
+    const col = await apiCall('GET', '/api/collections/posts');
+    const names = col.body.fields.map((f) => f.name);
+    assert.ok(names.includes('website') && !names.includes('site') && !names.includes('contact'), names.join());
+    const rec = await apiCall('GET', '/api/collections/posts/records?filter=' + encodeURIComponent('title="Alpha edited"'));
+    assert.equal(rec.body.items[0].website, 'https://example.com/a', 'a renamed field keeps its data');
+  });
+
   await t.test('SMTP settings and a test email', async () => {
     await page.goto(base + '/_/#/settings');
     await page.getByRole('tab', { name: 'Mail (SMTP)' }).click();
@@ -359,6 +388,36 @@ test('dashboard end to end', async (t) => {
     assert.equal(list.body.items[0].verified, true);
   });
 
+  await t.test('a password reset sent from the record drawer completes on its page', async () => {
+    await page.goto(base + '/_/#/collections/members');
+    await page.locator('td', { hasText: 'ana@example.com' }).click();
+    await page.getByRole('button', { name: 'Send password reset' }).click();
+    await page.getByText('Password reset email queued for ana@example.com.').waitFor();
+    await page.getByRole('button', { name: 'Impersonate' }).click();
+    const imp = await page.getByLabel('Impersonation token').inputValue();
+    const claims = JSON.parse(Buffer.from(imp.split('.')[1], 'base64url').toString());
+    const ana = (await apiCall('GET', '/api/collections/members/records')).body.items[0];
+    assert.equal(claims.id, ana.id, 'an impersonation token of that account');
+    const ft = await fetch(base + '/api/files/token', { method: 'POST', headers: { Authorization: 'Bearer ' + imp } });
+    assert.equal(ft.status, 200, 'the impersonation token is accepted');
+    await page.keyboard.press('Escape');
+    const m = await waitMail('ana@example.com');
+    const link = m.raw.match(/(http:\/\/\S+\/_\/#\/auth\/confirm-password-reset\/[A-Za-z0-9_.\-]+)/)[1];
+    const ctx2 = await browser.newContext();
+    const p2 = await ctx2.newPage();
+    await p2.goto(link);
+    await p2.getByLabel('New password', { exact: true }).fill('brand-new-pass');
+    await p2.getByLabel('Confirm new password').fill('other-pass');
+    await p2.getByRole('button', { name: 'Confirm' }).click();
+    await p2.locator('.error').first().waitFor(); // mismatch shown inline
+    await p2.getByLabel('Confirm new password').fill('brand-new-pass');
+    await p2.getByRole('button', { name: 'Confirm' }).click();
+    await p2.getByText(/Your password was changed/).waitFor();
+    await ctx2.close();
+    const login = await fetch(base + '/api/collections/members/auth-with-password', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: 'ana@example.com', password: 'brand-new-pass' }) });
+    assert.equal(login.status, 200);
+  });
+
   await t.test('delete a collection after a confirm naming what is lost', async () => {
     await apiCall('POST', '/api/collections', { name: 'scratch', fields: [{ name: 'note', type: 'text' }] });
     await apiCall('POST', '/api/collections/scratch/records', { note: 'x' });
@@ -374,6 +433,21 @@ test('dashboard end to end', async (t) => {
     await dlg.getByRole('button', { name: 'Delete scratch' }).click();
     await page.waitForURL(/#\/collections$/);
     assert.equal((await apiCall('GET', '/api/collections/scratch')).status, 404);
+  });
+
+  await t.test('superuser login with MFA: password, then an emailed code', async () => {
+    const r = await apiCall('PATCH', '/api/collections/_superusers', { authOptions: { mfa: { enabled: true }, otp: { enabled: true } } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByLabel('Email').fill('admin@example.com');
+    await page.getByLabel('Password').fill('a-long-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('One-time code').waitFor();
+    const m = await waitMail('admin@example.com');
+    const code = m.raw.match(/code is (\d+)/)[1];
+    await page.getByLabel('One-time code').fill(code);
+    await page.getByRole('button', { name: 'Verify code' }).click();
+    await page.getByRole('link', { name: '+ New collection' }).waitFor();
   });
 
   await t.test('collections list screenshot and no CSP violations or external requests', async () => {

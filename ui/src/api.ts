@@ -12,10 +12,12 @@ export interface FieldError { code: string; message: string }
 export class ApiError extends Error {
   status: number;
   data: Record<string, FieldError>;
-  constructor(status: number, message: string, data?: Record<string, FieldError>) {
+  body: any;
+  constructor(status: number, message: string, data?: Record<string, FieldError>, body?: any) {
     super(message);
     this.status = status;
     this.data = data || {};
+    this.body = body || {};
   }
 }
 
@@ -69,13 +71,26 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   }
   if (!res.ok) {
     if (res.status === 401 && auth && s) setSession(null);
-    throw new ApiError(res.status, (json && json.message) || res.statusText, json && json.data);
+    throw new ApiError(res.status, (json && json.message) || res.statusText, json && json.data, json);
   }
   return json as T;
 }
 
+// login signs a superuser in with a password. With MFA on for superusers
+// the server answers 401 with an mfaId: the caller completes the login
+// with a one-time code (requestCode, then loginWithCode).
 export async function login(email: string, password: string) {
   const r = await api<{ token: string; record: { email: string } }>('POST', '/api/superusers/auth-with-password', { identity: email, password }, false);
+  setSession({ token: r.token, email: r.record?.email || email });
+}
+
+export async function requestCode(email: string): Promise<string> {
+  const r = await api<{ otpId: string }>('POST', '/api/collections/_superusers/request-otp', { email }, false);
+  return r.otpId;
+}
+
+export async function loginWithCode(email: string, otpId: string, code: string, mfaId: string) {
+  const r = await api<{ token: string; record: { email: string } }>('POST', '/api/collections/_superusers/auth-with-otp', { otpId, password: code, mfaId }, false);
   setSession({ token: r.token, email: r.record?.email || email });
 }
 

@@ -174,8 +174,36 @@ export function CollectionEditor({ initial, all, onSaved, onDeleted }: { initial
     return () => clearTimeout(t);
   }, [JSON.stringify(c)]);
 
+  const [diff, setDiff] = useState<string[][] | null>(null);
+  // A change to an existing collection is shown before it runs: what is
+  // added, renamed, removed (with its data) and which rules change.
+  const review = (e: Event) => {
+    e.preventDefault();
+    if (creating) return save(e);
+    const lines: string[][] = [];
+    const old = initial!;
+    const byId = new Map(old.fields.filter((f) => f.id).map((f) => [f.id!, f]));
+    for (const f of c.fields) {
+      const o = f.id ? byId.get(f.id) : undefined;
+      if (!o) lines.push(['add', `Add field ${f.name || '(unnamed)'} (${f.type})`]);
+      else {
+        if (o.name !== f.name) lines.push(['change', `Rename field ${o.name} → ${f.name} (data kept)`]);
+        if (JSON.stringify({ ...o, name: '' }) !== JSON.stringify({ ...f, name: '' })) lines.push(['change', `Change options of ${f.name}`]);
+        byId.delete(f.id!);
+      }
+    }
+    for (const o of byId.values()) lines.push(['remove', `Remove field ${o.name} and all its values`]);
+    if (old.name !== c.name) lines.push(['change', `Rename collection ${old.name} → ${c.name} (API paths change)`]);
+    for (const r of [...RULES]) if (old[r] !== c[r]) lines.push(['change', `${RULE_LABELS[r]}: ${old[r] === null ? 'superusers only' : JSON.stringify(old[r])} → ${c[r] === null ? 'superusers only' : JSON.stringify(c[r])}`]);
+    if (JSON.stringify(old.indexes) !== JSON.stringify(c.indexes)) lines.push(['change', 'Indexes change']);
+    if (JSON.stringify(old.authOptions || {}) !== JSON.stringify(c.authOptions || {})) lines.push(['change', 'Auth options change']);
+    if ((old.viewQuery || '') !== (c.viewQuery || '')) lines.push(['change', 'View query changes']);
+    if (!lines.length) lines.push(['same', 'No changes.']);
+    setDiff(lines);
+  };
   const save = async (e: Event) => {
     e.preventDefault();
+    setDiff(null);
     setBusy(true);
     try {
       const out = creating ? await api<Collection>('POST', '/api/collections', payload(c, true)) : await api<Collection>('PATCH', '/api/collections/' + enc(initial!.id!), payload(c, false));
@@ -214,7 +242,7 @@ export function CollectionEditor({ initial, all, onSaved, onDeleted }: { initial
   const setAuth = (p: any) => set({ authOptions: { ...auth, ...p } });
 
   return (
-    <form class="editor" onSubmit={save}>
+    <form class="editor" onSubmit={review}>
       <header class="pagehead">
         <h2>{creating ? 'New collection' : 'Edit ' + initial!.name}</h2>
         <div class="actions">
@@ -331,6 +359,19 @@ export function CollectionEditor({ initial, all, onSaved, onDeleted }: { initial
         <Button type="submit" primary disabled={busy}>{creating ? 'Create' : 'Save changes'}</Button>
       </div>
 
+      {diff && (
+        <Modal title={'Apply changes to ' + initial!.name + '?'} onClose={() => setDiff(null)}>
+          <ul class="diff">
+            {diff.map(([k, t], i) => (
+              <li key={i} class={k}>{t}</li>
+            ))}
+          </ul>
+          <div class="actions end">
+            <Button onClick={() => setDiff(null)}>Cancel</Button>
+            <Button primary onClick={() => save(new Event('submit'))}>Apply changes</Button>
+          </div>
+        </Modal>
+      )}
       {confirmDelete && (
         <Modal title={'Delete collection ' + initial!.name + '?'} onClose={() => setConfirmDelete(null)}>
           <p>

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, Collection, collections, login, onSession, session, setSession } from './api';
+import { api, ApiError, Collection, collections, login, loginWithCode, onSession, requestCode, session, setSession } from './api';
 import { AuthAction } from './authpages';
 import { CollectionEditor } from './editor';
 import { Records } from './records';
@@ -26,27 +26,46 @@ function Login() {
   const [password, setPassword] = useState('');
   const [err, setErr] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
+  // Second step when MFA is on: a one-time code mailed to the superuser.
+  const [mfa, setMfa] = useState<{ mfaId: string; otpId: string } | null>(null);
+  const [code, setCode] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      if (mfa) await loginWithCode(email, mfa.otpId, code.trim(), mfa.mfaId);
+      else await login(email, password);
+    } catch (x) {
+      const ae = x as ApiError;
+      if (!mfa && ae.status === 401 && ae.body?.mfaId) {
+        try {
+          setMfa({ mfaId: ae.body.mfaId, otpId: await requestCode(email) });
+          setErr(null);
+        } catch (y) {
+          setErr(y as ApiError);
+        }
+      } else setErr(ae);
+    }
+    setBusy(false);
+  };
   return (
     <main class="center">
-      <form
-        class="card narrow"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          try {
-            await login(email, password);
-          } catch (x) {
-            setErr(x as ApiError);
-          }
-          setBusy(false);
-        }}
-      >
+      <form class="card narrow" onSubmit={submit}>
         <h1>Plinth</h1>
-        <p class="muted">Sign in as a superuser.</p>
-        <Input label="Email" type="email" value={email} onInput={setEmail} autoFocus />
-        <Input label="Password" type="password" value={password} onInput={setPassword} />
+        {mfa ? (
+          <>
+            <p class="muted">A second step is required: enter the code we emailed to {email}.</p>
+            <Input label="One-time code" name="code" value={code} onInput={setCode} autoFocus />
+          </>
+        ) : (
+          <>
+            <p class="muted">Sign in as a superuser.</p>
+            <Input label="Email" type="email" value={email} onInput={setEmail} autoFocus />
+            <Input label="Password" type="password" value={password} onInput={setPassword} />
+          </>
+        )}
         <Errors err={err} />
-        <Button type="submit" primary disabled={busy}>Sign in</Button>
+        <Button type="submit" primary disabled={busy}>{mfa ? 'Verify code' : 'Sign in'}</Button>
       </form>
     </main>
   );

@@ -50,7 +50,21 @@ export function Records({ collection: c, all }: { collection: Collection; all: C
   const [confirmBulk, setConfirmBulk] = useState(false);
   const [live, setLive] = useState<'off' | 'on'>('off');
   const [flash, setFlash] = useState<Set<string>>(new Set());
-  const cols = columns(c);
+  const hiddenKey = 'plinth.hiddenColumns.' + c.id;
+  const [hiddenCols, setHiddenCols] = useState<string[]>(() => {
+    try {
+      return JSON.parse(localStorage.getItem(hiddenKey) || '[]');
+    } catch {
+      return [];
+    }
+  });
+  const toggleCol = (name: string) => {
+    const next = hiddenCols.includes(name) ? hiddenCols.filter((x) => x !== name) : [...hiddenCols, name];
+    setHiddenCols(next);
+    localStorage.setItem(hiddenKey, JSON.stringify(next)); // column names only, no data
+  };
+  const allCols = columns(c);
+  const cols = allCols.filter((f) => !hiddenCols.includes(f.name));
   const readonly = c.type === 'view';
 
   const load = async () => {
@@ -155,6 +169,14 @@ export function Records({ collection: c, all }: { collection: Collection; all: C
         <input name="filter" aria-label="Filter" placeholder={'Filter, e.g. ' + (cols.find((f) => f.type === 'text')?.name || 'id') + ' ~ "abc"'} value={filterText} onInput={(e) => setFilterText((e.target as HTMLInputElement).value)} spellcheck={false} />
         <Button type="submit">Apply</Button>
         {filter && <Button onClick={() => { setFilterText(''); setFilter(''); }}>Clear</Button>}
+        <details class="colchooser">
+          <summary class="btn">Columns</summary>
+          <div class="menu">
+            {allCols.map((f) => (
+              <Check key={f.name} label={f.name} name={'col-' + f.name} checked={!hiddenCols.includes(f.name)} onChange={() => toggleCol(f.name)} />
+            ))}
+          </div>
+        </details>
         {filterErr && <small class="error" role="alert">{filterErr}</small>}
       </form>
       <Errors err={err} />
@@ -288,6 +310,39 @@ function RelationPicker({ f, value, onChange, all }: { f: Field; value: string[]
         </ul>
       )}
     </div>
+  );
+}
+
+// AuthActions: what a superuser does for an account through the public
+// auth API — send the verification or password-reset email, impersonate.
+function AuthActions({ c, rec }: { c: Collection; rec: Rec }) {
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  const [imp, setImp] = useState('');
+  const run = async (what: string, fn: () => Promise<any>) => {
+    try {
+      await fn();
+      setMsg({ ok: true, text: what });
+    } catch (x) {
+      setMsg({ ok: false, text: (x as ApiError).message });
+    }
+  };
+  const email = rec.email as string;
+  return (
+    <fieldset class="authactions">
+      <legend>Account</legend>
+      <div class="row wrap">
+        {!rec.verified && <Button small onClick={() => run('Verification email queued for ' + email + '.', () => api('POST', `/api/collections/${enc(c.name)}/request-verification`, { email }))}>Send verification email</Button>}
+        <Button small onClick={() => run('Password reset email queued for ' + email + '.', () => api('POST', `/api/collections/${enc(c.name)}/request-password-reset`, { email }))}>Send password reset</Button>
+        <Button small onClick={() => run('Impersonation token issued (short-lived, logged).', async () => setImp((await api<{ token: string }>('POST', `/api/collections/${enc(c.name)}/impersonate/${enc(rec.id)}`, {})).token))}>Impersonate</Button>
+      </div>
+      {msg && <p class={msg.ok ? 'ok' : 'error'} role="status">{msg.text}</p>}
+      {imp && (
+        <div class="row">
+          <input readOnly aria-label="Impersonation token" value={imp} />
+          <Button small onClick={() => navigator.clipboard?.writeText(imp)}>Copy</Button>
+        </div>
+      )}
+    </fieldset>
   );
 }
 
@@ -457,6 +512,7 @@ function RecordDrawer({ c, all, rec, onClose, onSaved }: { c: Collection; all: C
               {f.name}: {rec[f.name]}
             </p>
           ))}
+        {!creating && c.type === 'auth' && c.name !== '_superusers' && <AuthActions c={c} rec={rec} />}
         <Errors err={err} skip={(k) => c.fields.some((f) => f.name === k)} />
         <div class="actions end">
           {!creating && <Button danger onClick={() => setConfirmDel(true)}>Delete</Button>}
