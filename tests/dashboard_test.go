@@ -373,3 +373,40 @@ func TestServePrintsInstallLink(t *testing.T) {
 		})
 	}
 }
+
+func TestEmailTemplatePreview(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.collection(map[string]any{"name": "users", "type": "auth", "createRule": ""})
+		_, userTok := s.user("users", "ana@example.com", nil)
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"appName": "Acme", "appURL": "https://acme.example.com"}).status(200)
+		cases := []struct {
+			name string
+			body map[string]any
+			want string // in the subject, html or text; "" = 400
+		}{
+			{"saved default", map[string]any{"template": "verification"}, "https://acme.example.com/_/#/auth/confirm-verification/test-token"},
+			{"draft", map[string]any{"template": "passwordReset", "subject": "Hi {{.AppName}}", "html": "<p>{{.Email}}</p>", "text": "{{.Link}}"}, "Hi Acme"},
+			{"otp code", map[string]any{"template": "otp"}, "123456"},
+			{"escaped html", map[string]any{"template": "emailChange", "subject": "x", "html": "<p>{{.AppName}}</p>"}, "<p>Acme</p>"},
+			{"unknown template", map[string]any{"template": "nope"}, ""},
+			{"broken draft", map[string]any{"template": "otp", "subject": "{{.Nope}}"}, ""},
+		}
+		for _, c := range cases {
+			r := s.do("POST", "/api/settings/email/preview", s.su, c.body)
+			if c.want == "" {
+				if r.code != 400 {
+					t.Errorf("%s: %d %s", c.name, r.code, r.raw)
+				}
+				continue
+			}
+			if r.code != 200 || !strings.Contains(r.str("subject")+r.str("html")+r.str("text"), c.want) {
+				t.Errorf("%s: %d %s", c.name, r.code, r.raw)
+			}
+		}
+		s.do("POST", "/api/settings/email/preview", userTok, map[string]any{"template": "otp"}).status(403)
+		// Nothing was saved.
+		if st := s.do("GET", "/api/settings", s.su, nil).status(200); strings.Contains(string(st.raw), "Hi {{") {
+			t.Errorf("preview saved the draft: %s", st.raw)
+		}
+	})
+}

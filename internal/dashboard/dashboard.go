@@ -222,16 +222,7 @@ func (m *Mailer) TestEmail(w http.ResponseWriter, r *http.Request) error {
 	if st.SMTP.Host == "" {
 		return apierr.BadRequest("Email delivery is not configured: set SMTP in the settings first.")
 	}
-	served := ""
-	if m.ServedURL != nil {
-		served = m.ServedURL()
-	}
-	action := map[string]string{"verification": "confirm-verification", "passwordReset": "confirm-password-reset", "emailChange": "confirm-email-change"}[name]
-	data := plmail.Data{AppName: st.AppName, AppURL: st.BaseURL(served), Email: to, Token: "test-token", Code: "123456"}
-	if action != "" {
-		data.Link = st.Link(served, action, "users", "test-token")
-	}
-	subject, html, text, err := st.Template(name).Render(data)
+	subject, html, text, err := m.render(st, name, st.Template(name), to)
 	if err != nil {
 		return apierr.BadRequest("The template does not render: " + err.Error())
 	}
@@ -246,6 +237,50 @@ func (m *Mailer) TestEmail(w http.ResponseWriter, r *http.Request) error {
 		return apierr.BadRequest("Sending failed: "+err.Error()).With("smtp", "smtp_failed", err.Error())
 	}
 	return web.NoContent(w)
+}
+
+// render fills template t (named name) with sample values for to: the
+// link a real email of that kind would carry, with a placeholder token.
+func (m *Mailer) render(st *settings.Settings, name string, t plmail.Template, to string) (subject, html, text string, err error) {
+	served := ""
+	if m.ServedURL != nil {
+		served = m.ServedURL()
+	}
+	action := map[string]string{"verification": "confirm-verification", "passwordReset": "confirm-password-reset", "emailChange": "confirm-email-change"}[name]
+	data := plmail.Data{AppName: st.AppName, AppURL: st.BaseURL(served), Email: to, Token: "test-token", Code: "123456"}
+	if action != "" {
+		data.Link = st.Link(served, action, "users", "test-token")
+	}
+	return t.Render(data)
+}
+
+// Preview answers POST /api/settings/email/preview {template, subject?,
+// html?, text?} (superusers): the template — the saved one, or the draft
+// given in the body — rendered with sample values, nothing sent, so the
+// template editor can show the result before saving.
+func (m *Mailer) Preview(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.DecodeObject(r)
+	if err != nil {
+		return err
+	}
+	name := web.Str(body, "template")
+	if _, ok := plmail.Defaults[name]; !ok {
+		return apierr.BadRequest("Unknown template.").With("template", "validation_unknown_template",
+			"Must be one of verification, passwordReset, emailChange, otp.")
+	}
+	st, err := settings.Load(r.Context(), m.DB)
+	if err != nil {
+		return unavailable(err)
+	}
+	t := st.Template(name)
+	if web.Str(body, "subject") != "" {
+		t = plmail.Template{Subject: web.Str(body, "subject"), HTML: web.Str(body, "html"), Text: web.Str(body, "text")}
+	}
+	subject, html, text, err := m.render(st, name, t, "someone@example.com")
+	if err != nil {
+		return apierr.BadRequest("The template does not render.").With("template", "validation_invalid_template", err.Error())
+	}
+	return web.JSON(w, http.StatusOK, map[string]string{"subject": subject, "html": html, "text": text})
 }
 
 // unavailable is database trouble: a 503 the client may retry, the cause

@@ -89,6 +89,7 @@ func (s *Server) routes() []route {
 			route{"GET /_/", d.Assets.Serve},
 			route{"POST /api/superusers/install", d.Installer.Install},
 			route{"POST /api/settings/test/email", superuser(d.Mailer.TestEmail)},
+			route{"POST /api/settings/email/preview", superuser(d.Mailer.Preview)},
 		)
 	}
 	return table

@@ -26,6 +26,8 @@ export function Settings() {
   const [testMsg, setTestMsg] = useState<{ ok: boolean; text: string } | null>(null);
   const [sending, setSending] = useState(false);
   const [editTmpl, setEditTmpl] = useState('verification');
+  const [preview, setPreview] = useState<Template | null>(null);
+  const [previewErr, setPreviewErr] = useState<ApiError | null>(null);
 
   useEffect(() => {
     api<SettingsData>('GET', '/api/settings').then(setS, (x) => setErr(x));
@@ -116,9 +118,9 @@ export function Settings() {
       )}
       {tab === 'templates' && (
         <section>
-          <Select label="Template" value={editTmpl} options={TEMPLATES} onChange={setEditTmpl} />
+          <Select label="Template" name="editTemplate" value={editTmpl} options={TEMPLATES} onChange={(v) => { setEditTmpl(v); setPreview(null); }} />
           <p class="muted">Go template syntax: {'{{.AppName}} {{.AppURL}} {{.Email}} {{.Link}} {{.Token}} {{.Code}}'}. Empty subject: the built-in template.</p>
-          <Input label="Subject" value={t.subject} onInput={(v) => setT({ subject: v })} />
+          <Input label="Subject" name="tmplSubject" value={t.subject} onInput={(v) => setT({ subject: v })} />
           <div class="field">
             <label for="tmpl-text">Text body</label>
             <textarea id="tmpl-text" class="code" rows={6} value={t.text} onInput={(e) => setT({ text: (e.target as HTMLTextAreaElement).value })} />
@@ -127,7 +129,30 @@ export function Settings() {
             <label for="tmpl-html">HTML body</label>
             <textarea id="tmpl-html" class="code" rows={6} value={t.html} onInput={(e) => setT({ html: (e.target as HTMLTextAreaElement).value })} />
           </div>
-          <p class="muted">Preview the result with “Send test email” on the Mail tab.</p>
+          <Button
+            onClick={async () => {
+              try {
+                setPreview(await api<Template>('POST', '/api/settings/email/preview', { template: editTmpl, ...(t.subject ? t : {}) }));
+                setPreviewErr(null);
+              } catch (x) {
+                setPreview(null);
+                setPreviewErr(x as ApiError);
+              }
+            }}
+          >
+            Preview
+          </Button>
+          <Errors err={previewErr} />
+          {preview && (
+            <div class="preview">
+              <p>
+                <strong>Subject:</strong> {preview.subject}
+              </p>
+              <pre class="code">{preview.text}</pre>
+              {/* The HTML body in a sandbox: no scripts, no same-origin access. */}
+              <iframe title="HTML preview" sandbox="" srcdoc={preview.html} />
+            </div>
+          )}
         </section>
       )}
       <Errors err={err} />
