@@ -429,8 +429,22 @@ test('dashboard end to end', async (t) => {
     await p2.getByRole('button', { name: 'Confirm' }).click();
     await p2.getByText(/Your password was changed/).waitFor();
     await ctx2.close();
-    const login = await fetch(base + '/api/collections/members/auth-with-password', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: 'ana@example.com', password: 'brand-new-pass' }) });
+    const login = await fetch(base + '/api/collections/members/auth-with-password', { method: 'POST', headers: { 'Content-Type': 'application/json', 'User-Agent': 'e2e-phone' }, body: JSON.stringify({ identity: 'ana@example.com', password: 'brand-new-pass' }) });
     assert.equal(login.status, 200);
+    const anaTok = (await login.json()).token;
+    const authed = () => fetch(base + '/api/collections/members/sessions', { headers: { Authorization: 'Bearer ' + anaTok } });
+    assert.equal((await authed()).status, 200);
+
+    // The superuser sees the account's sessions and ends one.
+    await page.locator('td', { hasText: 'ana@example.com' }).click();
+    await page.getByRole('button', { name: 'Sessions', exact: true }).click();
+    const row = page.locator('table.sessions tr[data-session]', { hasText: 'e2e-phone' });
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('Session ended.').waitFor();
+    await row.waitFor({ state: 'detached' });
+    assert.equal((await authed()).status, 401, 'the revoked session no longer authenticates');
+    await page.keyboard.press('Escape');
   });
 
   await t.test('delete a collection after a confirm naming what is lost', async () => {

@@ -327,15 +327,54 @@ function AuthActions({ c, rec }: { c: Collection; rec: Rec }) {
     }
   };
   const email = rec.email as string;
+  // Sessions are listed and revoked as the account itself, with a
+  // short-lived impersonation token kept only in this component.
+  const [sessions, setSessions] = useState<{ id: string; created: string; userAgent: string; ip: string }[] | null>(null);
+  const asUser = async () => (await api<{ token: string }>('POST', `/api/collections/${enc(c.name)}/impersonate/${enc(rec.id)}`, {})).token;
+  const userCall = async (method: string, path: string, token: string) => {
+    const res = await fetch(`/api/collections/${enc(c.name)}/${path}`, { method, headers: { Authorization: 'Bearer ' + token } });
+    const text = await res.text();
+    const json = text ? JSON.parse(text) : null;
+    if (!res.ok) throw new ApiError(res.status, json?.message || res.statusText, json?.data);
+    return json;
+  };
+  const loadSessions = () => run('', async () => setSessions((await userCall('GET', 'sessions', await asUser())).items));
+  const revoke = (sid: string) => run('Session ended.', async () => {
+    const tok = await asUser();
+    await userCall('DELETE', 'sessions/' + enc(sid), tok);
+    setSessions((await userCall('GET', 'sessions', tok)).items);
+  });
   return (
     <fieldset class="authactions">
       <legend>Account</legend>
       <div class="row wrap">
         {!rec.verified && <Button small onClick={() => run('Verification email queued for ' + email + '.', () => api('POST', `/api/collections/${enc(c.name)}/request-verification`, { email }))}>Send verification email</Button>}
         <Button small onClick={() => run('Password reset email queued for ' + email + '.', () => api('POST', `/api/collections/${enc(c.name)}/request-password-reset`, { email }))}>Send password reset</Button>
-        <Button small onClick={() => run('Impersonation token issued (short-lived, logged).', async () => setImp((await api<{ token: string }>('POST', `/api/collections/${enc(c.name)}/impersonate/${enc(rec.id)}`, {})).token))}>Impersonate</Button>
+        <Button small onClick={() => run('Impersonation token issued (short-lived, logged).', async () => setImp(await asUser()))}>Impersonate</Button>
+        <Button small onClick={loadSessions}>Sessions</Button>
       </div>
-      {msg && <p class={msg.ok ? 'ok' : 'error'} role="status">{msg.text}</p>}
+      {msg && msg.text && <p class={msg.ok ? 'ok' : 'error'} role="status">{msg.text}</p>}
+      {sessions && (
+        <table class="sessions">
+          <tbody>
+            {sessions.map((x) => (
+              <tr key={x.id} data-session={x.id}>
+                <td>{x.created}</td>
+                <td class="clip">{x.userAgent || '—'}</td>
+                <td>{x.ip || '—'}</td>
+                <td>
+                  <Button small danger onClick={() => revoke(x.id)}>Revoke</Button>
+                </td>
+              </tr>
+            ))}
+            {sessions.length === 0 && (
+              <tr>
+                <td class="muted">No active sessions.</td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      )}
       {imp && (
         <div class="row">
           <input readOnly aria-label="Impersonation token" value={imp} />
