@@ -357,6 +357,21 @@ test('dashboard end to end', async (t) => {
     assert.equal(rec.body.items[0].website, 'https://example.com/a', 'a renamed field keeps its data');
   });
 
+  await t.test('a view collection: SQL, inferred fields, read-only records', async () => {
+    await page.goto(base + '/_/#/new-collection');
+    await page.locator('input[name=name]').fill('titles');
+    await page.locator('select[name=type]').selectOption('view');
+    await page.locator('textarea[name=viewQuery]').fill('SELECT id, title, views FROM posts WHERE');
+    await page.locator('.invalid textarea[name=viewQuery], .status .error').first().waitFor();
+    await page.locator('textarea[name=viewQuery]').fill('SELECT id, title, views FROM posts');
+    await page.getByText(/Inferred fields: .*title \(text\).*views \(number\)/).waitFor();
+    await page.locator('input[name=listRule-locked]').uncheck();
+    await page.getByRole('button', { name: 'Create' }).first().click();
+    await page.waitForURL(/#\/collections\/titles$/);
+    await page.locator('td[data-col=title]', { hasText: 'Alpha edited' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: '+ New record' }).count(), 0, 'views are read-only');
+  });
+
   await t.test('SMTP settings and a test email', async () => {
     await page.goto(base + '/_/#/settings');
     await page.getByRole('tab', { name: 'Mail (SMTP)' }).click();
