@@ -279,6 +279,14 @@ test('dashboard end to end', async (t) => {
     await page.locator(`tr[data-id="${alpha.id}"] img.thumb`).waitFor();
     assert.match(await page.locator(`tr[data-id="${alpha.id}"] td[data-col=meta]`).innerText(), /<script>/);
 
+    // Keyboard: Enter on a row opens its drawer with focus inside, Escape closes it.
+    await page.locator(`tr[data-id="${alpha.id}"]`).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').waitFor();
+    await page.waitForFunction(() => !!document.activeElement?.closest('[role=dialog]')); // focus moves into the drawer
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+
     // Edit.
     await page.locator(`tr[data-id="${alpha.id}"] td[data-col=title]`).click();
     await page.locator('#rec-title').fill('Alpha edited');

@@ -1,4 +1,5 @@
 import { ComponentChildren } from 'preact';
+import { useEffect, useRef } from 'preact/hooks';
 import { ApiError } from './api';
 
 export function go(path: string) {
@@ -72,10 +73,37 @@ export function Errors({ err, skip }: { err: ApiError | null | undefined; skip?:
   );
 }
 
+// useDialog moves focus into a dialog when it opens, closes it on
+// Escape, and gives focus back to what had it before.
+function useDialog(onClose: () => void) {
+  const ref = useRef<HTMLDivElement>(null);
+  const close = useRef(onClose);
+  close.current = onClose;
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null;
+    const first = ref.current?.querySelector<HTMLElement>('input:not([type=hidden]), select, textarea') || ref.current?.querySelector<HTMLElement>('button');
+    first?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.stopPropagation();
+        close.current();
+      }
+    };
+    const el = ref.current;
+    el?.addEventListener('keydown', onKey);
+    return () => {
+      el?.removeEventListener('keydown', onKey);
+      before?.focus?.();
+    };
+  }, []);
+  return ref;
+}
+
 export function Modal(p: { title: string; children: ComponentChildren; onClose: () => void }) {
+  const ref = useDialog(p.onClose);
   return (
-    <div class="overlay" onClick={(e) => e.target === e.currentTarget && p.onClose()} onKeyDown={(e) => e.key === 'Escape' && p.onClose()}>
-      <div class="modal" role="dialog" aria-modal="true" aria-label={p.title}>
+    <div class="overlay" onClick={(e) => e.target === e.currentTarget && p.onClose()}>
+      <div class="modal" role="dialog" aria-modal="true" aria-label={p.title} ref={ref}>
         <h3>{p.title}</h3>
         {p.children}
       </div>
@@ -84,9 +112,10 @@ export function Modal(p: { title: string; children: ComponentChildren; onClose: 
 }
 
 export function Drawer(p: { title: string; children: ComponentChildren; onClose: () => void }) {
+  const ref = useDialog(p.onClose);
   return (
-    <div class="overlay" onClick={(e) => e.target === e.currentTarget && p.onClose()} onKeyDown={(e) => e.key === 'Escape' && p.onClose()}>
-      <div class="drawer" role="dialog" aria-modal="true" aria-label={p.title}>
+    <div class="overlay" onClick={(e) => e.target === e.currentTarget && p.onClose()}>
+      <div class="drawer" role="dialog" aria-modal="true" aria-label={p.title} ref={ref}>
         <header>
           <h3>{p.title}</h3>
           <Button small onClick={p.onClose} title="Close">✕</Button>
