@@ -19,10 +19,12 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/plinthhq/plinth/internal/collections"
 	"github.com/plinthhq/plinth/internal/cron"
+	"github.com/plinthhq/plinth/internal/dashboard"
 	"github.com/plinthhq/plinth/internal/demo"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
@@ -36,6 +38,7 @@ import (
 	"github.com/plinthhq/plinth/internal/sqldb/postgres"
 	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
 	"github.com/plinthhq/plinth/internal/webhooks"
+	"github.com/plinthhq/plinth/ui"
 )
 
 // Version is the release version, set at build time with
@@ -54,6 +57,37 @@ type App struct {
 	// mailDone is closed when the mail sender has stopped, so Close does
 	// not pull the database from under a delivery in progress.
 	mailDone chan struct{}
+	dash     *dashboard.Dashboard
+	// served is the http:// address this node serves (Config.HTTP until
+	// Serve knows the listener's), the default target of email links.
+	served atomic.Value
+}
+
+// ServedURL is the address this node serves, as http://host:port: the
+// listener's once Serve runs, Config.HTTP before. Email links and the
+// install link point here unless the settings name an appURL.
+func (a *App) ServedURL() string { s, _ := a.served.Load().(string); return s }
+
+// httpURL turns a listen address into a URL a browser on this machine
+// can open: an unspecified host (":8090", "0.0.0.0:8090") becomes
+// localhost.
+func httpURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// InstallToken returns a fresh one-time token for creating the first
+// superuser at /_/#/install/<token> (POST /api/superusers/install), valid
+// for 30 minutes and only on this node, or "" when a superuser exists.
+// Serve logs the link itself; this is for programs embedding Plinth.
+func (a *App) InstallToken(ctx context.Context) (string, error) {
+	return a.dash.Installer.Issue(ctx)
 }
 
 // New opens the database, applies system migrations and builds the API.
@@ -122,6 +156,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	go sched.Run(bg)
 	a := &App{cfg: cfg, db: db, core: c, stop: cancel, broker: broker, mailDone: mailDone, cron: sched}
+	a.served.Store(httpURL(cfg.HTTP))
+	ident.ServedURL = a.ServedURL
+	if a.dash, err = dashboard.New(ui.Dist(), c, a.ServedURL); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		pp, err := netip.ParsePrefix(p)
@@ -131,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		proxies = append(proxies, pp)
 	}
-	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory, BatchMaxRequests: cfg.BatchMaxRequests,
+	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Dashboard: a.dash, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory, BatchMaxRequests: cfg.BatchMaxRequests,
 		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
 	if err := a.migrate(ctx, cfg.Migrations); err != nil {
 		a.Close()
@@ -188,7 +228,14 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(a.broker.Shutdown)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.cfg.Logger.Info("plinth serving", "addr", ln.Addr().String(), "db", a.db.Dialect.Name())
+	a.served.Store(httpURL(ln.Addr().String()))
+	a.cfg.Logger.Info("plinth serving", "addr", ln.Addr().String(), "db", a.db.Dialect.Name(), "dashboard", a.ServedURL()+"/_/")
+	if tok, err := a.InstallToken(ctx); err != nil {
+		a.cfg.Logger.Warn("cannot check for a superuser", "err", err)
+	} else if tok != "" {
+		a.cfg.Logger.Warn("no superuser yet: open this one-time link (valid 30 minutes) to create one, or run `plinth superuser upsert`",
+			"url", a.ServedURL()+"/_/#/install/"+tok)
+	}
 	select {
 	case err := <-errc:
 		return err

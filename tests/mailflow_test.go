@@ -84,7 +84,10 @@ func startSMTP(t *testing.T) (*smtpSink, string) {
 	return sink, ln.Addr().String()
 }
 
-var tokenRe = regexp.MustCompile(`token=([A-Za-z0-9_\-.%]+)`)
+// tokenRe finds the token of an email-flow link: the dashboard's
+// confirmation page (/_/#/auth/<action>/<token>, the default) or a
+// settings-defined link with token=<token>.
+var tokenRe = regexp.MustCompile(`(?:token=|/_/#/auth/confirm-[a-z-]+/)([A-Za-z0-9_\-.%]+)`)
 
 func (b *smtpSink) next(t *testing.T, to string) string {
 	t.Helper()

@@ -117,9 +117,16 @@ func checkViewQuery(q string) (string, error) {
 	return q, nil
 }
 
+// errDryRun rolls back the transaction of a validation-only change.
+var errDryRun = errors.New("dry run")
+
 // CreateCollection validates c, creates its table (or view) and indexes
 // and records it, all in one transaction.
 func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*schema.Collection, error) {
+	return a.createCollection(ctx, c, false)
+}
+
+func (a *Service) createCollection(ctx context.Context, c *schema.Collection, dry bool) (*schema.Collection, error) {
 	defer a.lockSchema(ctx, "")()
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
@@ -157,6 +164,9 @@ func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*
 				return err
 			}
 		}
+		if dry {
+			return errDryRun
+		}
 		def, err := encodeCollection(c)
 		if err != nil {
 			return err
@@ -169,6 +179,9 @@ func (a *Service) CreateCollection(ctx context.Context, c *schema.Collection) (*
 		}
 		return a.bumpVersion(ctx, tx)
 	})
+	if dry && errors.Is(err, errDryRun) {
+		return c, nil
+	}
 	if err != nil {
 		return nil, ddlErr(err)
 	}
@@ -286,7 +299,16 @@ func (a *Service) inferViewFields(ctx context.Context, tx *sql.Tx, c *schema.Col
 // DecodeCollection over the current one) as DDL in one transaction:
 // fields are matched by id, so a renamed field keeps its data.
 func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection) (*schema.Collection, error) {
-	defer a.lockSchema(ctx, next.ID)()
+	return a.updateCollection(ctx, next, false)
+}
+
+func (a *Service) updateCollection(ctx context.Context, next *schema.Collection, dry bool) (*schema.Collection, error) {
+	// A dry run changes nothing: requests in flight need not finish first.
+	held := next.ID
+	if dry {
+		held = ""
+	}
+	defer a.lockSchema(ctx, held)()
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -327,6 +349,9 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 		} else if err := a.alterTable(ctx, tx, old, next); err != nil {
 			return err
 		}
+		if dry {
+			return errDryRun
+		}
 		def, err := encodeCollection(next)
 		if err != nil {
 			return err
@@ -337,6 +362,9 @@ func (a *Service) UpdateCollection(ctx context.Context, next *schema.Collection)
 		}
 		return a.bumpVersion(ctx, tx)
 	})
+	if dry && errors.Is(err, errDryRun) {
+		return next, nil
+	}
 	if err != nil {
 		return nil, ddlErr(err)
 	}

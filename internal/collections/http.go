@@ -2,6 +2,7 @@ package collections
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/plinthhq/plinth/internal/records"
@@ -89,7 +90,11 @@ func (a *Service) HandleUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	next, err := DecodeCollection(raw, cur)
+	base, err := detached(cur)
+	if err != nil {
+		return err
+	}
+	next, err := DecodeCollection(raw, base)
 	if err != nil {
 		return err
 	}
@@ -112,4 +117,62 @@ func (a *Service) HandleDelete(w http.ResponseWriter, r *http.Request) error {
 		a.Records.Files.DeletePrefix(r.Context(), c.ID+"/")
 	}
 	return web.NoContent(w)
+}
+
+// HandleValidate answers POST /api/collections/validate (superusers): the
+// body is checked exactly as POST /api/collections (or, when its "id"
+// names an existing collection, as PATCH of that collection) would check
+// it — fields, options, indexes, every rule compiled by the rule compiler,
+// and the DDL itself in a transaction that is rolled back — and nothing
+// is stored. It answers the same error JSON as a real change, or the
+// collection as it would be (a view with its inferred fields), so an
+// editor can validate as the user types.
+func (a *Service) HandleValidate(w http.ResponseWriter, r *http.Request) error {
+	raw, err := web.ReadJSON(r)
+	if err != nil {
+		return err
+	}
+	var probe struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &probe)
+	if cur := a.Schema().Get(probe.ID); probe.ID != "" && cur != nil && cur.ID == probe.ID {
+		base, err := detached(cur)
+		if err != nil {
+			return err
+		}
+		next, err := DecodeCollection(raw, base)
+		if err != nil {
+			return err
+		}
+		next.ID = cur.ID
+		out, err := a.updateCollection(r.Context(), next, true)
+		if err != nil {
+			return err
+		}
+		return web.JSON(w, http.StatusOK, redact(out))
+	}
+	c, err := DecodeCollection(raw, nil)
+	if err != nil {
+		return err
+	}
+	c.System = false
+	out, err := a.createCollection(r.Context(), c, true)
+	if err != nil {
+		return err
+	}
+	return web.JSON(w, http.StatusOK, redact(out))
+}
+
+// detached is a deep copy of a collection of the live snapshot. Decoding
+// a partial update into the snapshot's own collection (or a shallow
+// clone) writes through its pointers — the rules — into the schema every
+// request reads, so a refused change (say, a valid "listRule": "" next to
+// an invalid field) would still take effect in memory.
+func detached(c *schema.Collection) (*schema.Collection, error) {
+	def, err := encodeCollection(c)
+	if err != nil {
+		return nil, err
+	}
+	return decodeCollection(def)
 }

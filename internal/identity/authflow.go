@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
@@ -156,19 +155,30 @@ func (s *Service) flowMessage(ctx context.Context, c *schema.Collection, r *reco
 	if err != nil {
 		return nil, err
 	}
-	link := strings.TrimRight(st.AppURL, "/") + "/auth/" + action + "?collection=" + url.QueryEscape(c.Name) + "&token=" + url.QueryEscape(tok)
-	subject, html, text, err := st.Template(tmpl).Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: to, Token: tok, Link: link})
+	link := st.Link(s.servedURL(), action, c.Name, tok)
+	subject, html, text, err := st.Template(tmpl).Render(mail.Data{AppName: st.AppName, AppURL: st.BaseURL(s.servedURL()), Email: to, Token: tok, Link: link})
 	if err != nil {
 		return nil, err
 	}
 	return message(st, to, subject, html, text), nil
 }
 
+// servedURL is the address links point to when the settings name no
+// appURL: what this node serves (ServedURL), else a loopback default.
+func (s *Service) servedURL() string {
+	if s.ServedURL != nil {
+		if u := s.ServedURL(); u != "" {
+			return u
+		}
+	}
+	return "http://127.0.0.1:8090"
+}
+
 // message addresses a rendered email from the configured sender.
 func message(st *settings.Settings, to, subject, html, text string) *mail.Message {
 	from := st.Sender.Address
 	if from == "" {
-		from = "no-reply@" + hostOf(st.AppURL)
+		from = "no-reply@" + hostOf(st.AppURL) // localhost when unset
 	}
 	return &mail.Message{FromName: st.Sender.Name, From: from, To: to, Subject: subject, HTML: html, Text: text}
 }

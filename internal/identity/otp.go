@@ -84,7 +84,7 @@ func (s *Service) otpMessage(ctx context.Context, c *schema.Collection, j mailJo
 		" ON CONFLICT (id) DO UPDATE SET record = excluded.record, hash = excluded.hash, expires = excluded.expires"); err != nil {
 		return nil, err
 	}
-	subject, html, text, err := st.Template("otp").Render(mail.Data{AppName: st.AppName, AppURL: st.AppURL, Email: r.String("email"), Code: code})
+	subject, html, text, err := st.Template("otp").Render(mail.Data{AppName: st.AppName, AppURL: st.BaseURL(s.servedURL()), Email: r.String("email"), Code: code})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,10 @@ type Service struct {
 	// everywhere, a session ended), so open realtime connections are
 	// re-checked at once.
 	Revoked func(collectionID, recordID string)
+	// ServedURL, when set, returns the address this node serves
+	// (http://host:port): email links point there while the settings
+	// name no appURL.
+	ServedURL func() string
 }
 
 // revoked reports a revocation to Revoked.

@@ -38,6 +38,7 @@ func (s *Server) routes() []route {
 		{"GET /api/health", s.health},
 
 		{"GET /api/collections", superuser(cols.HandleList)},
+		{"POST /api/collections/validate", superuser(cols.HandleValidate)},
 		{"POST /api/collections", superuser(cols.HandleCreate)},
 		{"PUT /api/collections/import", superuser(cols.HandleImport)},
 		{"GET " + c, superuser(cols.HandleView)},
@@ -93,6 +94,15 @@ func (s *Server) routes() []route {
 			route{"DELETE /api/webhooks/{id}", superuser(wh.HandleDelete)},
 			route{"GET /api/webhooks/{id}/deliveries", superuser(wh.HandleDeliveries)},
 			route{"POST /api/webhooks/{id}/deliveries/{delivery}/retry", superuser(wh.HandleRetry)},
+		)
+	}
+	if d := s.deps.Dashboard; d != nil {
+		table = append(table,
+			route{"GET /_", d.Assets.Redirect},
+			route{"GET /_/", d.Assets.Serve},
+			route{"POST /api/superusers/install", d.Installer.Install},
+			route{"POST /api/settings/test/email", superuser(d.Mailer.TestEmail)},
+			route{"POST /api/settings/email/preview", superuser(d.Mailer.Preview)},
 		)
 	}
 	return table

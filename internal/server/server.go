@@ -21,6 +21,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/apierr"
 	"github.com/plinthhq/plinth/internal/collections"
+	"github.com/plinthhq/plinth/internal/dashboard"
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/ratelimit"
@@ -79,7 +80,9 @@ type Deps struct {
 	Realtime *realtime.Broker
 	// Webhooks serves /api/webhooks when set.
 	Webhooks *webhooks.Service
-	Log      *slog.Logger
+	// Dashboard serves /_/ and its install and test-email endpoints when set.
+	Dashboard *dashboard.Dashboard
+	Log       *slog.Logger
 }
 
 // Server handles Plinth's HTTP requests.

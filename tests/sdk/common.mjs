@@ -41,7 +41,8 @@ export async function mailedToken(to) {
   const res = await fetch(`${process.env.PLINTH_MAIL_URL}/?to=${encodeURIComponent(to)}`);
   if (!res.ok) throw new Error(`no mail to ${to}`);
   const text = await res.text();
-  const m = text.match(/token=([A-Za-z0-9_\-.%]+)/);
+  // Links are {appURL}/_/#/auth/<action>/<token> (older shape: ?token=).
+  const m = text.match(/(?:token=|\/auth\/[a-z-]+\/)([A-Za-z0-9_\-.%]+)/);
   if (!m) throw new Error(`no token in mail: ${text}`);
   return decodeURIComponent(m[1]);
 }
