@@ -268,13 +268,13 @@ function RelationPicker({ f, value, onChange, all }: { f: Field; value: string[]
   const [open, setOpen] = useState(false);
   const multi = (f.maxSelect || 1) > 1;
   const label = (r: Rec) => {
-    const t = target?.fields.find((x) => ['text', 'email'].includes(x.type) && !x.hidden && x.name !== 'tokenKey');
+    const t = target?.fields.find((x) => ['text', 'email'].includes(x.type) && !x.hidden && x.name !== 'tokenKey' && x.name !== 'id');
     return t && r[t.name] ? `${r[t.name]} (${r.id})` : r.id;
   };
   useEffect(() => {
     if (!open || !target) return;
     const t = setTimeout(async () => {
-      const text = target.fields.filter((x) => ['text', 'email'].includes(x.type) && !x.hidden && x.name !== 'tokenKey').map((x) => x.name);
+      const text = target.fields.filter((x) => ['text', 'email'].includes(x.type) && !x.hidden && x.name !== 'tokenKey' && x.name !== 'id').map((x) => x.name);
       const esc = q.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
       const filter = q ? ['id ~ "' + esc + '"', ...text.map((n) => n + ' ~ "' + esc + '"')].join(' || ') : '';
       try {
