@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/plinthhq/plinth/internal/apierr"
@@ -277,28 +276,20 @@ func (h *Handlers) ListSessions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Paged like every list (PocketBase clients fetch "all pages" until
-	// a short one): page, perPage (default 30, at most 500), skipTotal.
-	page, err := web.IntParam(r, "page")
+	// a short one).
+	page, perPage, skipTotal, err := web.PageParams(r)
 	if err != nil {
 		return err
-	}
-	perPage, err := web.IntParam(r, "perPage")
-	if err != nil {
-		return err
-	}
-	page, perPage = max(page, 1), min(max(perPage, 0), records.MaxPerPage)
-	if perPage == 0 {
-		perPage = records.DefaultPerPage
 	}
 	if list == nil {
 		list = []Session{}
 	}
-	total, pages := len(list), (len(list)+perPage-1)/perPage
+	total := len(list)
 	from, to := min((page-1)*perPage, len(list)), min(page*perPage, len(list))
-	if skip, _ := strconv.ParseBool(r.URL.Query().Get("skipTotal")); skip {
-		total, pages = -1, -1
+	if skipTotal {
+		total = -1
 	}
-	return web.JSON(w, http.StatusOK, map[string]any{"page": page, "perPage": perPage, "totalItems": total, "totalPages": pages, "items": list[from:to]})
+	return web.Page(w, page, perPage, total, list[from:to])
 }
 
 // RevokeSession answers DELETE .../sessions/{sid}.

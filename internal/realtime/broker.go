@@ -199,19 +199,9 @@ func (b *Broker) toEvent(ctx context.Context, e changes.Entry) *event {
 	ev := &event{seq: e.Seq}
 	if e.Action == changes.ActionRevoke {
 		ev.revoke = &revocation{e.CollectionID, e.Record}
-		return ev
+	} else if rec := b.recs.FromEntry(ctx, e); rec != nil {
+		ev.change = records.Change{Action: e.Action, Record: rec}
 	}
-	// Resolve re-reads the schema on a miss: a collection created through
-	// another node a moment ago is known here at once.
-	c, err := b.recs.Collection(ctx, e.Collection)
-	if err != nil || c == nil || c.ID != e.CollectionID {
-		return ev
-	}
-	var vals map[string]any
-	if json.Unmarshal(e.Data, &vals) != nil {
-		return ev
-	}
-	ev.change = records.Change{Action: e.Action, Record: records.FromWire(c, vals)}
 	return ev
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/plinthhq/plinth/internal/changes"
 	"github.com/plinthhq/plinth/internal/rules"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -55,6 +56,26 @@ func (s *Service) Expanded(ctx context.Context, caller *Caller, rec *Record, exp
 		return nil, err
 	}
 	return cp, nil
+}
+
+// FromEntry rebuilds the record of a change log entry as that change left
+// it; nil when its collection no longer exists (or was re-created under
+// its name) or the entry holds no record (a revocation).
+func (s *Service) FromEntry(ctx context.Context, e changes.Entry) *Record {
+	if e.Action == changes.ActionRevoke {
+		return nil
+	}
+	// Resolve re-reads the schema on a miss: a collection created through
+	// another node a moment ago is known here at once.
+	c, err := s.Collection(ctx, e.Collection)
+	if err != nil || c == nil || c.ID != e.CollectionID {
+		return nil
+	}
+	var vals map[string]any
+	if json.Unmarshal(e.Data, &vals) != nil {
+		return nil
+	}
+	return FromWire(c, vals)
 }
 
 // FromWire rebuilds a record from JSON-decoded values (another node's

@@ -109,6 +109,21 @@ func (s *Service) parseRule(rule string) (rules.Expr, error) {
 	return e, nil
 }
 
+// andRule adds rule's condition to where; never reports a rule that
+// holds for no row (nothing to read).
+func (s *Service) andRule(b *sqldb.Builder, c *schema.Collection, where, rule string, env *rules.Env) (string, bool, error) {
+	r, err := s.ruleCond(b, c, rule, env, nil)
+	switch {
+	case err != nil:
+		return "", false, err
+	case r.Const != nil && !*r.Const:
+		return "", true, nil
+	case r.Const == nil:
+		where += " AND " + r.SQL
+	}
+	return where, false, nil
+}
+
 // ruleCond compiles a non-nil, non-superuser rule into b. An error here is
 // a server-side problem: rules are validated when saved.
 func (s *Service) ruleCond(b *sqldb.Builder, c *schema.Collection, rule string, env *rules.Env, aliases *int) (rules.Result, error) {
@@ -389,16 +404,11 @@ func (s *Service) fetchOne(ctx context.Context, q sqldb.Querier, caller *Caller,
 			return nil, nil
 		}
 		if *rule != "" {
-			r, err := s.ruleCond(b, c, *rule, s.env(caller, true, body), nil)
-			if err != nil {
+			w, never, err := s.andRule(b, c, where, *rule, s.env(caller, true, body))
+			if err != nil || never {
 				return nil, err
 			}
-			if r.Const != nil && !*r.Const {
-				return nil, nil
-			}
-			if r.Const == nil {
-				where += " AND " + r.SQL
-			}
+			where = w
 		}
 	}
 	return s.first(ctx, q, b, c, false, where)
@@ -660,16 +670,11 @@ func (s *Service) fetchMany(ctx context.Context, caller *Caller, c *schema.Colle
 func (s *Service) fetchViewable(ctx context.Context, caller *Caller, c *schema.Collection, b *sqldb.Builder, where, tail string) ([]*Record, error) {
 	d := s.DB.Dialect
 	if !caller.Superuser() && *c.ViewRule != "" {
-		r, err := s.ruleCond(b, c, *c.ViewRule, s.env(caller, true, nil), nil)
-		if err != nil {
+		w, never, err := s.andRule(b, c, where, *c.ViewRule, s.env(caller, true, nil))
+		if err != nil || never {
 			return nil, err
 		}
-		if r.Const != nil && !*r.Const {
-			return nil, nil
-		}
-		if r.Const == nil {
-			where += " AND " + r.SQL
-		}
+		where = w
 	}
 	fields, cols := columns(d, c, "r", false)
 	rows, err := b.Query(ctx, s.DB.Read, "SELECT "+cols+" FROM "+d.Quote(c.Name)+" r WHERE "+where+tail)

@@ -184,7 +184,7 @@ func (s *Service) enqueue(ctx context.Context, tx *sql.Tx, hooks []*Webhook, e c
 		}
 		if w.Filter != "" {
 			if rec == nil {
-				if rec = s.record(ctx, e); rec == nil {
+				if rec = s.recs.FromEntry(ctx, e); rec == nil {
 					return nil // the collection is gone
 				}
 			}
@@ -204,19 +204,6 @@ func (s *Service) enqueue(ctx context.Context, tx *sql.Tx, hooks []*Webhook, e c
 		}
 	}
 	return nil
-}
-
-// record rebuilds the changed record for filter evaluation.
-func (s *Service) record(ctx context.Context, e changes.Entry) *records.Record {
-	c, err := s.recs.Collection(ctx, e.Collection)
-	if err != nil || c == nil || c.ID != e.CollectionID {
-		return nil
-	}
-	var vals map[string]any
-	if json.Unmarshal(e.Data, &vals) != nil {
-		return nil
-	}
-	return records.FromWire(c, vals)
 }
 
 // matches evaluates the webhook's filter on the record as the change left
