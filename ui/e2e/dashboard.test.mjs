@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -103,7 +104,7 @@ before(async () => {
 
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  proc = spawn(bin, ['serve', '--http', `127.0.0.1:${port}`, '--dir', path.join(dataDir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc = spawn(bin, ['serve', '--http', `127.0.0.1:${port}`, '--dir', path.join(dataDir, 'data'), '--webhooks-allow-private', '--webhooks-retry-base', '300ms', '--changes-poll', '200ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
   installURL = await new Promise((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error('no install link printed:\n' + out)), 60000);
@@ -500,6 +501,50 @@ test('dashboard end to end', async (t) => {
     await page.getByLabel('One-time code').fill(code);
     await page.getByRole('button', { name: 'Verify code' }).click();
     await page.getByRole('link', { name: '+ New collection' }).waitFor();
+  });
+
+  await t.test('webhooks: register one, read its delivery log, retry a failed delivery', async () => {
+    // A receiver on 127.0.0.1 that refuses until told otherwise.
+    let accept = false;
+    const got = [];
+    const rcv = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (!accept) { res.writeHead(500); res.end('not yet'); return; }
+        got.push(JSON.parse(body));
+        res.writeHead(204); res.end();
+      });
+    });
+    await new Promise((r) => rcv.listen(0, '127.0.0.1', r));
+    try {
+      await page.goto(base + '/_/#/webhooks');
+      await page.getByRole('button', { name: '+ New webhook' }).click();
+      await page.locator('input[name=webhook-url]').fill('ftp://nope');
+      await page.locator('input[name=webhook-col-posts]').check();
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+      await page.getByText('An absolute http or https URL').waitFor(); // the server's own error, inline
+      await page.locator('input[name=webhook-url]').fill(`http://127.0.0.1:${rcv.address().port}/in`);
+      await page.locator('input[name=webhook-action-delete]').uncheck();
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+      const secret = await page.locator('code.secret').innerText();
+      assert.match(secret, /^whsec_/);
+      await page.getByRole('button', { name: 'Done' }).click();
+      const hooks = await apiCall('GET', '/api/webhooks');
+      assert.deepEqual(hooks.body.items[0].actions, ['create', 'update']);
+      const rec = await apiCall('POST', '/api/collections/posts/records', { title: 'hooked', views: 1 });
+      assert.equal(rec.status, 200, JSON.stringify(rec.body));
+      await page.getByRole('button', { name: 'Deliveries' }).click();
+      await page.locator('tr.delivery.pending td.err', { hasText: '500' }).waitFor({ timeout: 15000 });
+      await shot('webhooks');
+      accept = true;
+      await page.getByRole('button', { name: 'Retry now' }).click();
+      await page.locator('tr.delivery.delivered').waitFor({ timeout: 15000 });
+      assert.equal(got.length, 1);
+      assert.equal(got[0].record.title, 'hooked');
+    } finally {
+      rcv.close();
+    }
   });
 
   await t.test('collections list screenshot and no CSP violations or external requests', async () => {

@@ -6,6 +6,7 @@ import { CollectionEditor } from './editor';
 import { Records } from './records';
 import { Settings } from './settings';
 import { Button, Errors, go, Input } from './ui';
+import { Webhooks } from './webhooks';
 import './style.css';
 
 // Hash routes keep every page one static file: /_/#/collections/posts.
@@ -125,6 +126,7 @@ function Shell({ route }: { route: string[] }) {
   let body;
   if (!cols) body = err ? <Errors err={err} /> : <p class="muted">Loading…</p>;
   else if (page === 'settings') body = <Settings />;
+  else if (page === 'webhooks') body = <Webhooks all={cols} />;
   else if (page === 'new-collection') body = <CollectionEditor key="new" all={cols} onSaved={async (c) => { await reload(); go('collections/' + c.name); }} />;
   else if (current && sub === 'edit')
     body = <CollectionEditor key={'edit-' + current.id} initial={current} all={cols} onSaved={async (c) => { await reload(); go('collections/' + c.name); }} onDeleted={async () => { await reload(); go('collections'); }} />;
@@ -167,6 +169,7 @@ function Shell({ route }: { route: string[] }) {
           </details>
         )}
         <div class="grow" />
+        <a href="#/webhooks" class={page === 'webhooks' ? 'active navlink' : 'navlink'}>Webhooks</a>
         <a href="#/settings" class={page === 'settings' ? 'active navlink' : 'navlink'}>Settings</a>
         <div class="who muted">{session()?.email}</div>
         <Button onClick={() => setSession(null)}>Log out</Button>
