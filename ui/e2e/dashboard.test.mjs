@@ -217,7 +217,21 @@ test('dashboard end to end', async (t) => {
     assert.match(await err.innerText(), /nope/);
     await page.locator('textarea[name=listRule]').scrollIntoViewIfNeeded();
     await shot('rule-error');
-    // Suggestions insert field names; the fixed rule validates.
+    // A syntax error shows where it is.
+    await page.locator('textarea[name=listRule]').fill('title = "a" && (');
+    await page.locator('.rule.invalid pre.errpos').waitFor();
+    assert.match(await page.locator('.rule.invalid pre.errpos').innerText(), /\^$/);
+    // Typing the start of a name offers completions; Enter inserts one.
+    await page.locator('textarea[name=listRule]').fill('');
+    await page.locator('textarea[name=listRule]').type('@request.au');
+    await page.getByRole('option', { name: '@request.auth.id' }).waitFor();
+    await page.locator('textarea[name=listRule]').press('Escape');
+    await page.locator('textarea[name=listRule]').fill('');
+    await page.locator('textarea[name=listRule]').type('tit');
+    await page.getByRole('option', { name: 'title', exact: true }).waitFor();
+    await page.locator('textarea[name=listRule]').press('Enter');
+    assert.equal(await page.locator('textarea[name=listRule]').inputValue(), 'title');
+    // Suggestion chips insert names too; the fixed rule validates.
     await page.locator('textarea[name=listRule]').fill('');
     await page.locator('.rule').first().getByRole('button', { name: 'title', exact: true }).click();
     await page.locator('textarea[name=listRule]').press('End');

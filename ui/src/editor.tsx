@@ -107,24 +107,61 @@ function FieldOptions({ f, set, all }: { f: Field; set: (p: Partial<Field>) => v
   return null;
 }
 
+// errorPos finds the character a compiler error points at ("… at
+// position N"), to show it under the rule.
+function errorPos(error: string | undefined): number {
+  const m = error?.match(/at position (\d+)/);
+  return m ? Number(m[1]) : -1;
+}
+
 // RuleInput edits one rule: null (superusers only) or an expression, with
-// the server compiler's error shown in place and suggestions to insert.
+// the server compiler's error shown in place (and the position it points
+// at), suggestions to insert, and completion of the word being typed
+// (fields, @request.*, @collection.*: arrows choose, Enter or Tab insert).
 function RuleInput({ name, value, onChange, error, suggestions }: { name: string; value: string | null; onChange: (v: string | null) => void; error?: string; suggestions: string[] }) {
   const ref = useRef<HTMLTextAreaElement>(null);
+  const [word, setWord] = useState<{ start: number; text: string } | null>(null);
+  const [pick, setPick] = useState(0);
   const locked = value === null;
-  const insert = (s: string) => {
+  const put = (from: number, to: number, s: string) => {
     const el = ref.current;
     const cur = value || '';
-    const at = el ? el.selectionStart : cur.length;
-    const next = cur.slice(0, at) + s + cur.slice(at);
-    onChange(next);
+    onChange(cur.slice(0, from) + s + cur.slice(to));
+    setWord(null);
     setTimeout(() => {
       if (el) {
         el.focus();
-        el.selectionStart = el.selectionEnd = at + s.length;
+        el.selectionStart = el.selectionEnd = from + s.length;
       }
     });
   };
+  const insert = (s: string) => {
+    const at = ref.current ? ref.current.selectionStart : (value || '').length;
+    put(at, at, s);
+  };
+  // The word before the caret, if it is the start of something we know.
+  const track = (el: HTMLTextAreaElement) => {
+    const before = el.value.slice(0, el.selectionStart);
+    const m = before.match(/[@A-Za-z_][\w.@]*$/);
+    setWord(m ? { start: before.length - m[0].length, text: m[0] } : null);
+    setPick(0);
+  };
+  const matches = word ? suggestions.filter((s) => s.toLowerCase().startsWith(word.text.toLowerCase()) && s !== word.text).slice(0, 8) : [];
+  const complete = (s: string) => word && put(word.start, word.start + word.text.length, s);
+  const onKey = (e: KeyboardEvent) => {
+    if (matches.length === 0) return;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      setPick((pick + (e.key === 'ArrowDown' ? 1 : matches.length - 1)) % matches.length);
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      e.preventDefault();
+      complete(matches[pick]);
+    } else if (e.key === 'Escape') {
+      e.stopPropagation();
+      setWord(null);
+    }
+  };
+  const pos = errorPos(error);
   return (
     <div class={'field rule' + (error ? ' invalid' : '')}>
       <div class="rulehead">
@@ -133,8 +170,20 @@ function RuleInput({ name, value, onChange, error, suggestions }: { name: string
       </div>
       {!locked && (
         <>
-          <textarea id={'rule-' + name} name={name} ref={ref} rows={2} value={value || ''} placeholder="empty: everyone; e.g. @request.auth.id != &quot;&quot;"
-            onInput={(e) => onChange((e.target as HTMLTextAreaElement).value)} aria-invalid={error ? 'true' : undefined} spellcheck={false} />
+          <div class="complete">
+            <textarea id={'rule-' + name} name={name} ref={ref} rows={2} value={value || ''} placeholder="empty: everyone; e.g. @request.auth.id != &quot;&quot;"
+              onInput={(e) => { onChange((e.target as HTMLTextAreaElement).value); track(e.target as HTMLTextAreaElement); }}
+              onKeyDown={onKey} onBlur={() => setTimeout(() => setWord(null), 150)}
+              aria-expanded={matches.length > 0} aria-controls={'complete-' + name} aria-autocomplete="list"
+              aria-invalid={error ? 'true' : undefined} spellcheck={false} />
+            {matches.length > 0 && (
+              <ul class="completions" id={'complete-' + name} role="listbox" aria-label="Completions">
+                {matches.map((m, i) => (
+                  <li key={m} role="option" aria-selected={i === pick} class={i === pick ? 'on' : ''} onMouseDown={(e) => { e.preventDefault(); complete(m); }}>{m}</li>
+                ))}
+              </ul>
+            )}
+          </div>
           <div class="chips" aria-label="Insert">
             {suggestions.map((s) => (
               <button type="button" key={s} class="chip" onClick={() => insert(s)}>{s}</button>
@@ -143,6 +192,9 @@ function RuleInput({ name, value, onChange, error, suggestions }: { name: string
         </>
       )}
       {error && <small class="error" role="alert">{error}</small>}
+      {error && pos >= 0 && value && (
+        <pre class="errpos" aria-label="Where the error is">{value.replace(/\n/g, ' ') + '\n' + ' '.repeat(Math.min(pos, value.length)) + '^'}</pre>
+      )}
     </div>
   );
 }
