@@ -421,3 +421,16 @@ func TestMailFlowsWithoutSMTPWarn(t *testing.T) {
 		t.Errorf("warnings %v in %q", count, logs.msgs)
 	}
 }
+
+// The public part of the settings (the app's name, for pages shown to
+// people not signed in) is readable by anyone; the rest stays private.
+func TestPublicSettings(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *server) {
+		s.do("PATCH", "/api/settings", s.su, map[string]any{"appName": "Acme Notes"}).status(200)
+		r := s.do("GET", "/api/settings/public", "", nil).status(200)
+		if r.str("appName") != "Acme Notes" || len(r.body) != 1 {
+			t.Errorf("public settings: %s", r.raw)
+		}
+		s.do("GET", "/api/settings", "", nil).status(403)
+	})
+}

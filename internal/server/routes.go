@@ -71,6 +71,7 @@ func (s *Server) routes() []route {
 		{"DELETE " + c + "/sessions/{sid}", auth.RevokeSession},
 
 		{"GET /api/settings", superuser(st.Get)},
+		{"GET /api/settings/public", st.Public},
 		{"PATCH /api/settings", superuser(st.Patch)},
 
 		{"GET /api/files/{collection}/{record}/{filename}", fileHandlers.Serve},

@@ -33,6 +33,17 @@ func (h *Handlers) Get(w http.ResponseWriter, r *http.Request) error {
 	return web.JSON(w, http.StatusOK, redact(st))
 }
 
+// Public answers GET /api/settings/public: what anyone may know of the
+// settings (the app's name, for pages like the emailed links' that show
+// the app's branding to people not signed in).
+func (h *Handlers) Public(w http.ResponseWriter, r *http.Request) error {
+	st, err := Load(r.Context(), h.DB)
+	if err != nil {
+		return err
+	}
+	return web.JSON(w, http.StatusOK, map[string]string{"appName": st.AppName})
+}
+
 // Patch answers PATCH /api/settings: fields present replace the stored
 // ones; an omitted SMTP password keeps the stored one.
 func (h *Handlers) Patch(w http.ResponseWriter, r *http.Request) error {

@@ -433,7 +433,9 @@ test('dashboard end to end', async (t) => {
     const link = m.raw.match(/(http:\/\/\S+\/_\/#\/auth\/confirm-verification\/[A-Za-z0-9_.\-]+)/)[1];
     const ctx2 = await browser.newContext(); // a fresh browser: no superuser session
     const p2 = await ctx2.newPage();
+    await apiCall('PATCH', '/api/settings', { appName: 'Acme Notes' });
     await p2.goto(link);
+    await p2.locator('.brand-name', { hasText: 'Acme Notes' }).waitFor(); // the app's name, fetched without signing in
     await p2.getByRole('button', { name: 'Verify' }).click();
     await p2.getByText('Your email is verified.').waitFor();
     await ctx2.close();

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, enc, tokenClaims } from './api';
 import { Button, Errors, Input } from './ui';
 
@@ -16,6 +16,10 @@ export function AuthAction({ action, token }: { action: string; token: string })
   const [confirm, setConfirm] = useState('');
   const [err, setErr] = useState<ApiError | null>(null);
   const [done, setDone] = useState(false);
+  const [app, setApp] = useState('');
+  useEffect(() => {
+    api<{ appName: string }>('GET', '/api/settings/public', undefined, false).then((s) => setApp(s.appName), () => setApp(''));
+  }, []);
   const claims = tokenClaims(token);
   const title = TITLES[action];
   if (!title || !claims?.collectionId) {
@@ -43,6 +47,7 @@ export function AuthAction({ action, token }: { action: string; token: string })
   return (
     <main class="center">
       <form class="card narrow" onSubmit={submit}>
+        {app && <p class="brand-name">{app}</p>}
         <h1>{title}</h1>
         {claims.email && action !== 'confirm-password-reset' && <p class="muted">{claims.email}</p>}
         {done ? (
