@@ -172,12 +172,25 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		proxies = append(proxies, pp)
 	}
 	a.http = server.New(server.Deps{Collections: c, Identity: ident, Realtime: broker, Webhooks: hooks, Dashboard: a.dash, Log: cfg.Logger}, server.Options{AuthRatePerIP: cfg.AuthRatePerIP, AuthRatePerAccount: cfg.AuthRatePerAccount, TrustedProxies: proxies, MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Static: cfg.Static, MaxUploadBytes: cfg.MaxUploadBytes, ThumbMemory: cfg.ThumbMemory, BatchMaxRequests: cfg.BatchMaxRequests,
-		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP})
+		BodyGrace: cfg.BodyGrace, MinBodyRate: cfg.MinBodyRate, MaxRequestsPerIP: cfg.MaxRequestsPerIP, Runtime: runtimeInfo(cfg)})
 	if err := a.migrate(ctx, cfg.Migrations); err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// runtimeInfo is the part of cfg superusers see read-only in the
+// dashboard (never a secret).
+func runtimeInfo(cfg Config) settings.Runtime {
+	var rt settings.Runtime
+	rt.RateLimits.AuthPerIP, rt.RateLimits.AuthPerAccount, rt.RateLimits.MaxRequestsPerIP = cfg.AuthRatePerIP, cfg.AuthRatePerAccount, cfg.MaxRequestsPerIP
+	rt.CORSOrigins, rt.MaxBodyBytes, rt.MaxUploadBytes = cfg.CORSOrigins, cfg.MaxBodyBytes, cfg.MaxUploadBytes
+	rt.Storage.Kind = "local"
+	if cfg.S3.Bucket != "" {
+		rt.Storage.Kind, rt.Storage.Endpoint, rt.Storage.Region, rt.Storage.Bucket, rt.Storage.Prefix = "s3", cfg.S3.Endpoint, cfg.S3.Region, cfg.S3.Bucket, cfg.S3.Prefix
+	}
+	return rt
 }
 
 func openStorage(ctx context.Context, cfg Config) (files.Storage, error) {

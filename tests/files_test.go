@@ -396,3 +396,41 @@ func TestLargeUploadStreams(t *testing.T) {
 		t.Errorf("heap grew by %d MiB while streaming 256 MiB", growth>>20)
 	}
 }
+
+// Superusers see what the server runs with (never a secret) and can test
+// the file storage: a probe is written, read back and deleted; a storage
+// that fails says at which step.
+func TestRuntimeSettingsAndStorageTest(t *testing.T) {
+	forEachStorageWith(t, func(t *testing.T, s *server, st testStorage) {
+		rt := s.do("GET", "/api/settings/runtime", s.su, nil).status(200)
+		if strings.Contains(string(rt.raw), "secret") || rt.body["storage"] == nil || rt.body["rateLimits"] == nil {
+			t.Errorf("runtime: %s", rt.raw)
+		}
+		s.do("GET", "/api/settings/runtime", "", nil).status(403)
+		s.do("POST", "/api/settings/test/storage", "", nil).status(403)
+		r := s.do("POST", "/api/settings/test/storage", s.su, nil).status(200)
+		if !strings.Contains(r.str("message"), "Storage works") {
+			t.Errorf("storage test: %s", r.raw)
+		}
+		if left := st.list(); len(left) != 0 {
+			t.Errorf("the probe was left behind: %v", left)
+		}
+	})
+	// An S3 endpoint that finds the bucket but refuses writes (a full or
+	// read-only store): the step is named.
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead || r.Method == http.MethodGet {
+			return
+		}
+		http.Error(w, "no", 500)
+	}))
+	defer dead.Close()
+	s := startServerWith(t, t.TempDir(), "", func(c *plinth.Config) {
+		c.S3 = plinth.S3Config{Endpoint: dead.URL, Region: "us-east-1", Bucket: "plinth", AccessKey: "key", SecretKey: "secret", PathStyle: true}
+	})
+	s.loginSuperuser()
+	r := s.do("POST", "/api/settings/test/storage", s.su, nil).status(400)
+	if !strings.Contains(r.str("message"), "writing a probe object") || r.fieldErr("storage") == "" {
+		t.Errorf("failing storage: %s", r.raw)
+	}
+}

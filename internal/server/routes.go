@@ -26,7 +26,7 @@ func (s *Server) routes() []route {
 		PerIP: rateLimiter(s.opts.AuthRatePerIP, 60), PerAccount: rateLimiter(s.opts.AuthRatePerAccount, 10)}
 	fileHandlers := &files.Handlers{Storage: cols.Records.Files, Thumbs: files.NewThumbnailer(s.opts.ThumbMemory),
 		Access: fileAccess{cols: cols, id: s.deps.Identity}}
-	st := &settings.Handlers{DB: cols.DB, Saved: func(ctx context.Context, _ *settings.Settings) {
+	st := &settings.Handlers{DB: cols.DB, Runtime: s.opts.Runtime, Storage: cols.Records.Files, Saved: func(ctx context.Context, _ *settings.Settings) {
 		if q := s.deps.Identity.Mail; q != nil {
 			if err := q.RetryNow(ctx); err != nil {
 				s.log.Warn("mail queue: cannot reschedule after a settings change", "err", err)
@@ -72,6 +72,8 @@ func (s *Server) routes() []route {
 
 		{"GET /api/settings", superuser(st.Get)},
 		{"GET /api/settings/public", st.Public},
+		{"GET /api/settings/runtime", superuser(st.HandleRuntime)},
+		{"POST /api/settings/test/storage", superuser(st.HandleTestStorage)},
 		{"PATCH /api/settings", superuser(st.Patch)},
 
 		{"GET /api/files/{collection}/{record}/{filename}", fileHandlers.Serve},

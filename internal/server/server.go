@@ -26,6 +26,7 @@ import (
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/ratelimit"
 	"github.com/plinthhq/plinth/internal/realtime"
+	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -35,6 +36,8 @@ import (
 
 // Options configure the HTTP layer.
 type Options struct {
+	// Runtime is what GET /api/settings/runtime shows superusers.
+	Runtime settings.Runtime
 	// MaxBodyBytes bounds JSON request bodies (default 16 MiB); larger
 	// bodies get 413.
 	MaxBodyBytes int64

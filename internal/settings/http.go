@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/plinthhq/plinth/internal/apierr"
+	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/sqldb"
 	"github.com/plinthhq/plinth/internal/web"
 )
@@ -16,6 +17,10 @@ type Handlers struct {
 	// Saved, when set, runs after settings are saved (the mail queue
 	// retries at once with new SMTP settings).
 	Saved func(ctx context.Context, st *Settings)
+	// Runtime is shown read-only by HandleRuntime.
+	Runtime Runtime
+	// Storage is the file storage HandleTestStorage probes.
+	Storage files.Storage
 }
 
 // redact hides the SMTP password: it can be set, never read back.

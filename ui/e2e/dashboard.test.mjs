@@ -424,6 +424,11 @@ test('dashboard end to end', async (t) => {
     await page.locator('.alert').getByText(/Nope/).waitFor();
     await page.locator('input[name=tmplSubject]').fill('');
     assert.ok(m.raw.includes(base + '/_/#/auth/confirm-verification/test-token'), 'link to the served address');
+    // What the server runs with, read-only, and a storage test.
+    await page.getByRole('tab', { name: 'Server' }).click();
+    await page.getByText('local disk in the data directory').waitFor();
+    await page.getByRole('button', { name: 'Test storage connection' }).click();
+    await page.getByText('Storage works').waitFor();
   });
 
   await t.test('an emailed verification link completes on the dashboard page', async () => {

@@ -17,7 +17,7 @@ const TEMPLATES = ['verification', 'passwordReset', 'emailChange', 'otp'];
 // Settings: application, mail (SMTP, sender, templates). Further sections
 // (rate limits, storage, backups, logs) slot in as tabs.
 export function Settings() {
-  const [tab, setTab] = useState<'app' | 'mail' | 'templates'>('app');
+  const [tab, setTab] = useState<'app' | 'mail' | 'templates' | 'server'>('app');
   const [s, setS] = useState<SettingsData | null>(null);
   const [err, setErr] = useState<ApiError | null>(null);
   const [saved, setSaved] = useState('');
@@ -77,6 +77,7 @@ export function Settings() {
             ['app', 'Application'],
             ['mail', 'Mail (SMTP)'],
             ['templates', 'Email templates'],
+            ['server', 'Server'],
           ] as const
         ).map(([k, l]) => (
           <button type="button" role="tab" aria-selected={tab === k} class={tab === k ? 'tab active' : 'tab'} key={k} onClick={() => setTab(k)}>{l}</button>
@@ -155,7 +156,55 @@ export function Settings() {
           )}
         </section>
       )}
+      {tab === 'server' && <ServerInfo />}
       <Errors err={err} />
     </form>
+  );
+}
+
+interface Runtime {
+  rateLimits: { authPerIP: number; authPerAccount: number; maxRequestsPerIP: number };
+  corsOrigins: string[];
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+  storage: { kind: string; endpoint?: string; region?: string; bucket?: string; prefix?: string };
+}
+
+const limit = (n: number, unit: string) => (n < 0 ? 'no limit' : n + ' ' + unit);
+
+// ServerInfo shows what Plinth was started with (flags and PLINTH_*
+// variables: read-only here) and tests the file storage.
+function ServerInfo() {
+  const [rt, setRt] = useState<Runtime | null>(null);
+  const [err, setErr] = useState<ApiError | null>(null);
+  const [probe, setProbe] = useState<{ ok: boolean; text: string } | null>(null);
+  useEffect(() => {
+    api<Runtime>('GET', '/api/settings/runtime').then(setRt, (x) => setErr(x));
+  }, []);
+  if (!rt) return err ? <Errors err={err} /> : <p class="muted">Loading…</p>;
+  const test = async () => {
+    setProbe(null);
+    try {
+      const r = await api<{ message: string }>('POST', '/api/settings/test/storage');
+      setProbe({ ok: true, text: r.message });
+    } catch (x) {
+      const e = x as ApiError;
+      setProbe({ ok: false, text: e.message + (e.data.storage ? ' ' + e.data.storage.message : '') });
+    }
+  };
+  const st = rt.storage;
+  return (
+    <section class="server">
+      <p class="muted">Set when the server starts (flags or PLINTH_* environment variables); change them there and restart.</p>
+      <dl class="facts">
+        <dt>Sign-in attempts</dt><dd>{limit(rt.rateLimits.authPerIP, 'a minute per IP')}, {limit(rt.rateLimits.authPerAccount, 'a minute per account')}</dd>
+        <dt>Requests in flight</dt><dd>{limit(rt.rateLimits.maxRequestsPerIP, 'per IP')}</dd>
+        <dt>CORS origins</dt><dd>{rt.corsOrigins.length ? rt.corsOrigins.join(', ') : 'none'}</dd>
+        <dt>Body limits</dt><dd>JSON {rt.maxBodyBytes} bytes, uploads {rt.maxUploadBytes} bytes</dd>
+        <dt>File storage</dt><dd>{st.kind === 's3' ? `S3 bucket ${st.bucket} at ${st.endpoint || 'AWS'}${st.region ? ' (' + st.region + ')' : ''}${st.prefix ? ', prefix ' + st.prefix : ''}` : 'local disk in the data directory'}</dd>
+      </dl>
+      <Button onClick={test}>Test storage connection</Button>
+      {probe && <p class={probe.ok ? 'ok' : 'error'} role="status">{probe.text}</p>}
+    </section>
   );
 }
