@@ -568,6 +568,21 @@ test('dashboard end to end', async (t) => {
     }
   });
 
+  await t.test('tablet width: pages fit without sideways scrolling', async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    try {
+      for (const h of ['#/collections/posts', '#/collections/posts/edit', '#/settings', '#/webhooks']) {
+        await page.goto(base + '/_/' + h);
+        await page.locator('main.content h2, main.content table, main.content form').first().waitFor();
+        const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(over <= 1, `${h} is ${over}px wider than a tablet screen`);
+        if (h === '#/collections/posts') await shot('tablet-records');
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+  });
+
   await t.test('collections list screenshot and no CSP violations or external requests', async () => {
     await page.goto(base + '/_/#/collections/posts/edit');
     await page.locator('.status .ok').waitFor();
