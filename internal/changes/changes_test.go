@@ -6,56 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/plinthhq/plinth/internal/sqldb"
-	"github.com/plinthhq/plinth/internal/sqldb/postgres"
-	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb/dbtest"
 )
 
-// forEachDB runs fn on a fresh SQLite database and, where a server
-// answers, a fresh PostgreSQL one, each with the system tables.
-func forEachDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
-	open := map[string]func(t *testing.T) *sqldb.DB{
-		"sqlite": func(t *testing.T) *sqldb.DB {
-			db, err := sqlite.Open(t.TempDir(), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return db
-		},
-		"postgres": func(t *testing.T) *sqldb.DB {
-			u, drop, err := postgres.CreateTestDatabase(context.Background(), postgres.TestAdminURL())
-			if err != nil {
-				if os.Getenv("CI") == "true" {
-					t.Fatalf("PostgreSQL unavailable under CI: %v", err)
-				}
-				t.Skipf("PostgreSQL unavailable: %v", err)
-			}
-			t.Cleanup(func() { drop() })
-			db, err := postgres.Open(context.Background(), u, postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return db
-		},
-	}
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			db := open[name](t)
-			t.Cleanup(func() { db.Close() })
-			for _, q := range sqldb.SystemDDL(db.Dialect) {
-				if _, err := db.Write.Exec(q); err != nil {
-					t.Fatal(err)
-				}
-			}
-			fn(t, db)
-		})
-	}
-}
+// forEachDB runs fn on each engine, with the system tables.
+var forEachDB = dbtest.ForEach
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

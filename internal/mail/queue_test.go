@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,47 +14,11 @@ import (
 	"time"
 
 	"github.com/plinthhq/plinth/internal/sqldb"
-	"github.com/plinthhq/plinth/internal/sqldb/postgres"
-	"github.com/plinthhq/plinth/internal/sqldb/sqlite"
+	"github.com/plinthhq/plinth/internal/sqldb/dbtest"
 )
 
-// forEachDB runs fn on a fresh SQLite database and, where a server
-// answers, a fresh PostgreSQL one, each with the system tables.
-func forEachDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sqlite.Open(t.TempDir(), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, withSystemTables(t, db))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		u, drop, err := postgres.CreateTestDatabase(context.Background(), postgres.TestAdminURL())
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("PostgreSQL unavailable under CI: %v", err)
-			}
-			t.Skipf("PostgreSQL unavailable: %v", err)
-		}
-		t.Cleanup(func() { drop() })
-		db, err := postgres.Open(context.Background(), u, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, withSystemTables(t, db))
-	})
-}
-
-func withSystemTables(t *testing.T, db *sqldb.DB) *sqldb.DB {
-	for _, q := range sqldb.SystemDDL(db.Dialect) {
-		if _, err := db.Write.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return db
-}
+// forEachDB runs fn on each engine, with the system tables.
+var forEachDB = dbtest.ForEach
 
 // quiet discards the queue's logs: the failures here are on purpose.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
