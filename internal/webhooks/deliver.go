@@ -178,17 +178,18 @@ func (s *Service) enqueue(ctx context.Context, tx *sql.Tx, hooks []*Webhook, e c
 	}
 	var payload []byte
 	var rec *records.Record
+	built := false
 	for _, w := range hooks {
 		if e.Seq <= w.since || !w.covers(e.CollectionID) || !slices.Contains(w.Actions, e.Action) {
 			continue
 		}
 		if w.Filter != "" {
-			if rec == nil {
-				if rec = s.recs.FromEntry(ctx, e); rec == nil {
-					return nil // the collection is gone
-				}
+			if !built {
+				rec, built = s.recs.FromEntry(ctx, e), true
 			}
-			if !s.matches(ctx, w, rec) {
+			// A collection gone since cannot be filtered: such a change
+			// reaches only webhooks without a filter.
+			if rec == nil || !s.matches(ctx, w, rec) {
 				continue
 			}
 		}
