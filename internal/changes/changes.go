@@ -59,7 +59,18 @@ type Log struct {
 	// the highest; see Committed.
 	recent map[uint64]Entry
 	top    uint64
+	// holders report the highest position they have consumed (everything
+	// above it must stay), see Hold.
+	holders []Holder
 }
+
+// Holder reports the highest log position a durable consumer (webhook
+// delivery) has consumed; Prune keeps everything above it.
+type Holder func(ctx context.Context) (uint64, error)
+
+// Hold registers a consumer whose unconsumed entries Prune must keep.
+// Call it before the log is used.
+func (l *Log) Hold(h Holder) { l.holders = append(l.holders, h) }
 
 // local returns the entries after pos committed through this node that
 // follow it without a gap (pos+1, pos+2, ...), at most limit.
@@ -264,8 +275,9 @@ func (l *Log) Bounds(ctx context.Context) (floor, head uint64, err error) {
 const prunedKey = "changes_pruned"
 
 // Prune deletes entries older than maxAge and all but the newest
-// maxCount (a zero limit is no limit), and returns how many it removed.
-// Readers that were further behind get a reset, not a silent gap.
+// maxCount (a zero limit is no limit), never one above a position a
+// Holder still needs, and returns how many it removed. Realtime readers
+// that were further behind get a reset, not a silent gap.
 func (l *Log) Prune(ctx context.Context, maxAge time.Duration, maxCount int) (int64, error) {
 	var removed int64
 	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -284,6 +296,13 @@ func (l *Log) Prune(ctx context.Context, maxAge time.Duration, maxCount int) (in
 				return err
 			}
 			cut = max(cut, s.Int64-int64(maxCount))
+		}
+		for _, h := range l.holders {
+			need, err := h(ctx)
+			if err != nil {
+				return err
+			}
+			cut = min(cut, int64(need))
 		}
 		if cut <= 0 {
 			return nil

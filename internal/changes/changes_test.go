@@ -137,3 +137,26 @@ func TestTailInOrderFromMemoryAndDatabase(t *testing.T) {
 		}
 	})
 }
+
+// A consumer that has not read everything (webhook delivery) keeps what
+// it still needs through any retention.
+func TestPruneKeepsWhatHoldersNeed(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *sqldb.DB) {
+		l := New(db, quiet)
+		var seqs []uint64
+		for range 10 {
+			seqs = append(seqs, appendOne(t, db, l, "r", true).Seq)
+		}
+		l.Hold(func(context.Context) (uint64, error) { return seqs[2], nil })
+		if _, err := l.Prune(context.Background(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		if floor, _, _ := l.Bounds(context.Background()); floor != seqs[2] {
+			t.Errorf("floor %d, want %d: entries a holder still needs were pruned", floor, seqs[2])
+		}
+		got, _ := l.Read(context.Background(), seqs[2], 100)
+		if len(got) != 7 {
+			t.Errorf("%d entries kept after the holder's position, want 7", len(got))
+		}
+	})
+}

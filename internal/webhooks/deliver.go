@@ -239,6 +239,24 @@ func eventPayload(e changes.Entry) []byte {
 	return out
 }
 
+// consumed is the log position up to which every enabled webhook has its
+// deliveries (the maximum when there is none): see changes.Holder.
+func (s *Service) consumed(ctx context.Context) (uint64, error) {
+	hooks, err := s.all(ctx, true, 0, 0)
+	if err != nil || len(hooks) == 0 {
+		return ^uint64(0) >> 1, err
+	}
+	cursor, err := s.cursor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lowest := hooks[0].since
+	for _, w := range hooks {
+		lowest = min(lowest, w.since)
+	}
+	return max(cursor, lowest), nil
+}
+
 func (s *Service) cursor(ctx context.Context) (uint64, error) {
 	b := sqldb.NewBuilder(s.db.Dialect)
 	var v string

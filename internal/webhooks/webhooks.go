@@ -87,8 +87,12 @@ type Service struct {
 // New returns the webhook service of recs' database and change log.
 func New(recs *records.Service, log *slog.Logger, o Options) *Service {
 	o = o.withDefaults()
-	return &Service{db: recs.DB, recs: recs, clog: recs.Changes, log: log, opts: o, node: schema.RandomString(12),
+	s := &Service{db: recs.DB, recs: recs, clog: recs.Changes, log: log, opts: o, node: schema.RandomString(12),
 		client: newHTTPClient(o.Timeout, o.AllowPrivate)}
+	// Changes not yet turned into deliveries survive the log's retention
+	// (a cluster down for longer than it loses no webhook delivery).
+	s.clog.Hold(s.consumed)
+	return s
 }
 
 // Webhook is one registration.
