@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -173,8 +174,39 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 				}
 			})
 		}
+		// Request bodies are checked against the documented input schema.
+		doc := loadOpenAPI(t, s, s.su)
+		for _, tc := range []struct {
+			name string
+			body string
+			ok   bool
+		}{
+			{"valid", `{"title": "t", "views": 2, "tags": ["a"], "status": "draft", "meta": {"x": 1}}`, true},
+			{"missing required title", `{"views": 2}`, false},
+			{"number as string", `{"title": "t", "views": "2"}`, false},
+			{"value outside the select", `{"title": "t", "status": "archived"}`, false},
+		} {
+			t.Run("request "+tc.name, func(t *testing.T) {
+				item := doc.Paths.Value("/api/collections/posts/records")
+				req, _ := http.NewRequest("POST", "http://localhost/api/collections/posts/records", strings.NewReader(tc.body))
+				req.Header.Set("Content-Type", "application/json")
+				err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+					Request: req, Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+					Route: &routers.Route{Spec: doc, Path: "/api/collections/posts/records", PathItem: item, Method: "POST", Operation: item.Post},
+				})
+				if (err == nil) != tc.ok {
+					t.Errorf("validation error %v, want ok=%v", err, tc.ok)
+				}
+				// The server agrees with the document.
+				code := s.do("POST", "/api/collections/posts/records", s.su, tc.body).code
+				if (code == 200) != tc.ok {
+					t.Errorf("server answered %d, want ok=%v", code, tc.ok)
+				}
+			})
+		}
+
 		// A response that breaks the schema is caught: the check can fail.
-		doc := loadOpenAPI(t, s, "")
+		doc = loadOpenAPI(t, s, "")
 		err := checkResponse(doc, "/api/collections/posts/records", http.StatusOK,
 			[]byte(`{"page":1,"perPage":30,"totalItems":1,"totalPages":1,"items":[{"id":"x","collectionId":"`+
 				doc.Components.Schemas["postsRecord"].Value.Properties["collectionId"].Value.Const.(string)+

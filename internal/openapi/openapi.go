@@ -270,7 +270,7 @@ func (b *builder) collection(c *schema.Collection) {
 	rec := ref(RecordSchemaName(c))
 	idp := pathParam("id", "Record id.")
 	readParams := []any{queryParam("expand", "string", "Relations to expand, comma-separated (a.b for nested)."),
-		queryParam("fields", "string", "Fields to return, comma-separated.")}
+		queryParam("fields", "string", "Fields to return, comma-separated; the record schema's required properties hold only without it.")}
 	allowed := func(rule *string) bool { return b.su || rule != nil }
 	if allowed(c.ListRule) {
 		params := append([]any{
