@@ -29,6 +29,7 @@ import (
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
 	"github.com/plinthhq/plinth/internal/mail"
+	"github.com/plinthhq/plinth/internal/openapi"
 	"github.com/plinthhq/plinth/internal/realtime"
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/secret"
@@ -288,6 +289,11 @@ func (a *App) UpsertSuperuser(ctx context.Context, email, password string) error
 func (a *App) DeleteSuperuser(ctx context.Context, email string) (bool, error) {
 	return a.core.DeleteSuperuser(ctx, email)
 }
+
+// TypeScript returns TypeScript declarations of every collection's
+// records and a TypedPocketBase for the PocketBase JavaScript SDK, built
+// from the schema in force (see `plinth typegen`).
+func (a *App) TypeScript() string { return openapi.TypeScript(a.core.Schema().All()) }
 
 // ExportCollections returns every collection definition as indented JSON
 // (OAuth2 client secrets left out), for `plinth schema export`.

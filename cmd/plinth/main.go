@@ -47,7 +47,7 @@ func root() *cobra.Command {
 		cmd.RunE = func(*cobra.Command, []string) error { return err }
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return err }
 	}
-	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), schemaCmd(g), versionCmd())
+	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), schemaCmd(g), typegenCmd(g), versionCmd())
 	return cmd
 }
 
@@ -164,6 +164,31 @@ func schemaCmd(g *globals) *cobra.Command {
 			})
 		},
 	})
+	return cmd
+}
+
+func typegenCmd(g *globals) *cobra.Command {
+	var lang, out string
+	cmd := &cobra.Command{
+		Use:   "typegen",
+		Short: "Write TypeScript types of the collections' records and a TypedPocketBase for the PocketBase SDK",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if lang != "ts" {
+				return fmt.Errorf("--lang %q: only \"ts\" (TypeScript) is supported", lang)
+			}
+			return withApp(cmd.Context(), g, func(app *plinth.App) error {
+				src := app.TypeScript()
+				if out == "" || out == "-" {
+					_, err := io.WriteString(cmd.OutOrStdout(), src)
+					return err
+				}
+				return os.WriteFile(out, []byte(src), 0o644)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&lang, "lang", "ts", "output language (ts)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write (stdout without it)")
 	return cmd
 }
 

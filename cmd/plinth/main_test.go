@@ -217,3 +217,51 @@ func schemaShape(t *testing.T, data []byte) string {
 	out, _ := json.Marshal(list)
 	return string(out)
 }
+
+func TestTypegen(t *testing.T) {
+	dir := t.TempDir()
+	schemaFile := filepath.Join(t.TempDir(), "schema.json")
+	os.WriteFile(schemaFile, []byte(`[{"name": "blog_posts", "listRule": "",
+	  "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}]`), 0o644)
+	if out, err := run(t, "schema", "import", "--dir", dir, schemaFile); err != nil {
+		t.Fatalf("import: %v %s", err, out)
+	}
+	outFile := filepath.Join(t.TempDir(), "pb.ts")
+	cases := []struct {
+		name string
+		args []string
+		file string // where the output lands; "" means stdout
+		ok   bool
+	}{
+		{"stdout", []string{"typegen", "--dir", dir}, "", true},
+		{"file", []string{"typegen", "--lang", "ts", "--out", outFile, "--dir", dir}, outFile, true},
+		{"unknown language", []string{"typegen", "--lang", "go", "--dir", dir}, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, tc.args...)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v: %s", err, tc.ok, out)
+			}
+			if !tc.ok {
+				if !strings.Contains(out, "only \"ts\"") {
+					t.Errorf("unclear error: %s", out)
+				}
+				return
+			}
+			if tc.file != "" {
+				data, err := os.ReadFile(tc.file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = string(data)
+			}
+			for _, want := range []string{"export interface BlogPostsRecord {", "\ttitle: string\n", "\tn: number\n",
+				`collection(idOrName: "blog_posts"): RecordService<BlogPostsRecord>`, "export interface TypedPocketBase extends PocketBase {"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/plinthhq/plinth/internal/files"
 	"github.com/plinthhq/plinth/internal/identity"
+	"github.com/plinthhq/plinth/internal/openapi"
 	"github.com/plinthhq/plinth/internal/records"
 	"github.com/plinthhq/plinth/internal/settings"
 	"github.com/plinthhq/plinth/internal/web"
@@ -36,6 +37,7 @@ func (s *Server) routes() []route {
 	const c = "/api/collections/{collection}"
 	table := []route{
 		{"GET /api/health", s.health},
+		{"GET /api/openapi.json", openapi.Handler(cols.Schema, openapi.Options{Realtime: s.deps.Realtime != nil, Webhooks: s.deps.Webhooks != nil})},
 
 		{"GET /api/collections", superuser(cols.HandleList)},
 		{"POST /api/collections/validate", superuser(cols.HandleValidate)},
