@@ -9,7 +9,8 @@
 //	unary   := "(" expr ")" | compare
 //	compare := operand op operand
 //	operand := string | number | "true" | "false" | "null" | path [":" modifier] | macro
-//	op      := "=" | "!=" | ">" | ">=" | "<" | "<=" | "~" | "!~"  (each optionally prefixed by "?") | "@@"
+//	op      := "=" | "!=" | ">" | ">=" | "<" | "<=" | "~" | "!~"  (each optionally prefixed by "?")
+//	         | "@@"  (word search: a text field on the left, a string on the right)
 //
 // Identifiers never reach SQL as text from the input: the compiler resolves
 // each path against the collection schema and emits only schema-known names.
