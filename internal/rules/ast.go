@@ -10,6 +10,7 @@
 //	compare := operand op operand
 //	operand := string | number | "true" | "false" | "null" | path [":" modifier] | macro
 //	op      := "=" | "!=" | ">" | ">=" | "<" | "<=" | "~" | "!~"  (each optionally prefixed by "?")
+//	         | "@@"  (word search: a text field on the left, a string on the right)
 //
 // Identifiers never reach SQL as text from the input: the compiler resolves
 // each path against the collection schema and emits only schema-known names.
@@ -32,6 +33,9 @@ const (
 	OpLte
 	OpLike
 	OpNotLike
+	// OpMatch is the word search `field @@ "words"`: every whitespace-separated
+	// word of the constant must occur, case-insensitively, in the text field.
+	OpMatch
 )
 
 // String returns the operator as written in the language, without the "?" prefix.
@@ -53,6 +57,8 @@ func (o Op) String() string {
 		return "~"
 	case OpNotLike:
 		return "!~"
+	case OpMatch:
+		return "@@"
 	}
 	return "?"
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plinthhq/plinth/internal/schema"
 	"github.com/plinthhq/plinth/internal/sqldb"
@@ -549,6 +550,9 @@ func (cp *compiler) compare(c *schema.Collection, row string, n *Compare) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	if n.Op == OpMatch {
+		return cp.match(l, r, n)
+	}
 	if l.isConst && r.isConst {
 		return constResult(constCompare(n.Op, n.Any, l.c, r.c)), nil
 	}
@@ -591,6 +595,42 @@ func (cp *compiler) compare(c *schema.Collection, row string, n *Compare) (Resul
 	}
 	return Result{SQL: "(CASE WHEN EXISTS (SELECT 1" + src + whereSQL(where) + ") THEN NOT EXISTS (SELECT 1" + src +
 		whereSQL(append(where, "NOT COALESCE("+cond+", FALSE)")) + ") ELSE " + empty + " END)"}, nil
+}
+
+// Bounds on a word search, so one request's work stays small.
+const (
+	maxSearchWords   = 16
+	maxSearchWordLen = 100
+)
+
+// match renders `field @@ "words"`: each word, bound as an escaped LIKE
+// pattern, must occur in the field. The words never reach SQL text, and
+// search syntax (quotes, *, -, NEAR) has no meaning: it is matched
+// literally.
+func (cp *compiler) match(l, r value, n *Compare) (Result, error) {
+	if n.Any || l.isConst || l.multi || l.kind != kText {
+		return Result{}, cerr("@@ needs a single text field on its left, at offset %d", n.Pos)
+	}
+	q, ok := r.c.(string)
+	if !r.isConst || !ok {
+		return Result{}, cerr("@@ needs a quoted search text on its right, at offset %d", n.Pos)
+	}
+	words := strings.Fields(q)
+	if len(words) == 0 {
+		return Result{}, cerr("the search text after @@ is empty")
+	}
+	if len(words) > maxSearchWords {
+		return Result{}, cerr("the search text after @@ has more than %d words", maxSearchWords)
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	parts := make([]string, len(words))
+	for i, w := range words {
+		if utf8.RuneCountInString(w) > maxSearchWordLen {
+			return Result{}, cerr("a word in the search text after @@ is longer than %d characters", maxSearchWordLen)
+		}
+		parts[i] = cp.like(OpLike, l.expr, cp.b.Arg("%"+esc.Replace(w)+"%"), true)
+	}
+	return Result{SQL: "(" + strings.Join(parts, " AND ") + ")"}, nil
 }
 
 // cmp renders one scalar comparison. Constants are converted to the other

@@ -50,6 +50,47 @@ func (ev *evaluator) expr(e Expr) (bool, bool) {
 	return false, false
 }
 
+// match mirrors compiler.match for ASCII text. Engines fold the case of
+// other letters differently in LIKE, so such text is left to the database.
+func (ev *evaluator) match(n *Compare) (bool, bool) {
+	l, ok := ev.operand(n.Left)
+	if !ok || !l.isField || l.kind != kText || n.Any {
+		return false, false
+	}
+	r, ok := ev.operand(n.Right)
+	if !ok || r.isField {
+		return false, false
+	}
+	q, qok := r.v.(string)
+	var text string
+	switch v := l.v.(type) {
+	case string:
+		text = v
+	case nil:
+	default:
+		return false, false
+	}
+	if !qok || !isASCII(q) || !isASCII(text) {
+		return false, false
+	}
+	text = strings.ToLower(text)
+	for _, w := range strings.Fields(q) {
+		if !strings.Contains(text, strings.ToLower(w)) {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // evalValue is an operand resolved in memory: a constant, or a record
 // field's value with the field's comparison kind.
 type evalValue struct {
@@ -126,6 +167,9 @@ func (ev *evaluator) operand(o Operand) (evalValue, bool) {
 }
 
 func (ev *evaluator) compare(n *Compare) (bool, bool) {
+	if n.Op == OpMatch {
+		return ev.match(n)
+	}
 	l, ok := ev.operand(n.Left)
 	if !ok {
 		return false, false

@@ -56,8 +56,8 @@ func TestEvalAgreesWithSQL(t *testing.T) {
 		}
 	}
 	operands := []string{`title`, `n`, `ok`, `tags`, `owner`, `title:lower`, `tags:length`, `@request.auth.id`, `@request.body.t`,
-		`"a"`, `"go"`, `"10"`, `"5"`, `""`, `5`, `0`, `-1`, `10`, `true`, `false`, `null`, `"%o%"`, `"x_y"`}
-	ops := []string{"=", "!=", ">", ">=", "<", "<=", "~", "!~", "?=", "?!=", "?>", "?<", "?~"}
+		`"a"`, `"go"`, `"10"`, `"5"`, `""`, `5`, `0`, `-1`, `10`, `true`, `false`, `null`, `"%o%"`, `"x_y"`, `"g a"`, `"B"`, `"ab c"`}
+	ops := []string{"=", "!=", ">", ">=", "<", "<=", "~", "!~", "?=", "?!=", "?>", "?<", "?~", "@@"}
 	leaf := func() string {
 		return operands[r.IntN(len(operands))] + " " + ops[r.IntN(len(ops))] + " " + operands[r.IntN(len(operands))]
 	}

@@ -38,6 +38,7 @@ func FuzzParse(f *testing.F) {
 		`parent.parent.title != ""`, `data.x.y = 5`, `@request.body.title:isset = true`, `tags:length > 1`,
 		`created >= @todayStart`, `"x" = 'y'`, `title = "'; DROP TABLE posts; --"`, `((((a=1))))`, `a = -0.5e`,
 		`@collection.users.id ?= author`, "title = \"\x00\"", `title:lower = "x"`, `n = null || data = null`,
+		`title @@ "dune arrakis"`, `title @@ '"x" * NEAR -y'`,
 	} {
 		f.Add(s)
 	}
@@ -55,7 +56,7 @@ func FuzzParse(f *testing.F) {
 	// The compiler's own SQL literals, collected from fixed probes that
 	// exercise every construct; any other literal would carry input text.
 	literals := map[string]bool{}
-	for _, probe := range []string{`data.x = 5`, `data.x = "s"`, `data = null`, `title = null`, `title ~ "x"`, `title ~ n`,
+	for _, probe := range []string{`data.x = 5`, `data.x = "s"`, `data = null`, `title = null`, `title ~ "x"`, `title ~ n`, `title @@ "x y"`,
 		`tags ?= "a"`, `tags = "a"`, `tags:length > 1`, `@request.body.tags ?= title`, `parent.title = "x"`, `n = "x"`, `ok = 1`} {
 		for _, d := range []sqldb.Dialect{sqlite.Dialect{}, postgres.Dialect{}} {
 			b := sqldb.NewBuilder(d)

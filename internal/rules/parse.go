@@ -195,7 +195,7 @@ func (p *parser) operator() (Op, bool, bool) {
 	ops := []struct {
 		s  string
 		op Op
-	}{{"!=", OpNeq}, {"!~", OpNotLike}, {">=", OpGte}, {"<=", OpLte}, {"=", OpEq}, {">", OpGt}, {"<", OpLt}, {"~", OpLike}}
+	}{{"@@", OpMatch}, {"!=", OpNeq}, {"!~", OpNotLike}, {">=", OpGte}, {"<=", OpLte}, {"=", OpEq}, {">", OpGt}, {"<", OpLt}, {"~", OpLike}}
 	for _, o := range ops {
 		if p.peek(o.s) {
 			p.pos += len(o.s)
