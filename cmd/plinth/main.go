@@ -53,7 +53,9 @@ func root() *cobra.Command {
 }
 
 func serveCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var migrate bool
+	var migDir string
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start the HTTP server",
 		Args:  cobra.NoArgs,
@@ -64,11 +66,21 @@ func serveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if migrate {
+				// Pending file migrations first, under the cluster lock, so
+				// nodes starting together apply each once.
+				if _, err := app.MigrateUp(ctx, migDir, 0); err != nil {
+					return errors.Join(err, app.Close())
+				}
+			}
 			serveErr := app.Serve(ctx, "")
 			closeErr := app.Close()
 			return errors.Join(serveErr, closeErr)
 		},
 	}
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply pending migration files from --migrations-dir before serving")
+	cmd.Flags().StringVar(&migDir, "migrations-dir", "plinth_migrations", "directory of NNNN_name.json migration files")
+	return cmd
 }
 
 func superuserCmd(g *globals) *cobra.Command {
