@@ -13,7 +13,8 @@ import (
 	"github.com/plinthhq/plinth/internal/collections"
 )
 
-// migrateLockKey is the cluster lock file migrations take, so several
+// migrateLockKey is the cluster lock key file migrations take (distinct
+// from the bootstrap's), so several
 // nodes running "migrate up" at once apply each file exactly once.
 const migrateLockKey = 0x706c6d6967 // "plmig"
 
@@ -92,7 +93,7 @@ func CreateMigrationFile(dir, name string) (string, error) {
 	return path, os.WriteFile(path, []byte("{\n  \"up\": [],\n  \"down\": []\n}\n"), 0o644)
 }
 
-// applied returns the set of file migrations recorded in _migrations.
+// appliedFiles returns the set of file migrations recorded in _migrations.
 func (a *App) appliedFiles(ctx context.Context) (map[string]bool, error) {
 	rows, err := a.db.Write.QueryContext(ctx, "SELECT name FROM _migrations WHERE name LIKE 'file/%'")
 	if err != nil {
