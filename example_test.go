@@ -87,3 +87,24 @@ func ExampleApp_Handle() {
 	fmt.Println(resp.StatusCode, string(b))
 	// Output: 200 hello ana, 0 posts
 }
+
+// File migrations: a directory of NNNN_name.json files, each with up and
+// down steps, applied once each and recorded in _migrations.
+func ExampleApp_MigrateUp() {
+	app, done := newExampleApp()
+	defer done()
+	dir, _ := os.MkdirTemp("", "plinth-migrations")
+	defer os.RemoveAll(dir)
+	path, _ := plinth.CreateMigrationFile(dir, "tags")
+	os.WriteFile(path, []byte(`{"up":[{"createCollection":{"name":"tags","fields":[{"name":"label","type":"text"}]}}],"down":[{"deleteCollection":"tags"}]}`), 0o644)
+	applied, err := app.MigrateUp(context.Background(), dir, 0)
+	fmt.Println(applied, err)
+	st, _ := app.MigrationStatus(context.Background(), dir)
+	fmt.Println(st[0].Name, st[0].Applied)
+	reverted, err := app.MigrateDown(context.Background(), dir, 1)
+	fmt.Println(reverted, err)
+	// Output:
+	// [0001_tags] <nil>
+	// 0001_tags true
+	// [0001_tags] <nil>
+}

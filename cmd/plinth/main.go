@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,12 +48,14 @@ func root() *cobra.Command {
 		cmd.RunE = func(*cobra.Command, []string) error { return err }
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return err }
 	}
-	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), schemaCmd(g), typegenCmd(g), versionCmd())
+	cmd.AddCommand(serveCmd(g), demoCmd(g), superuserCmd(g), schemaCmd(g), migrateCmd(g), typegenCmd(g), versionCmd())
 	return cmd
 }
 
 func serveCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var migrate bool
+	var migDir string
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start the HTTP server",
 		Args:  cobra.NoArgs,
@@ -63,11 +66,21 @@ func serveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if migrate {
+				// Pending file migrations first, under the cluster lock, so
+				// nodes starting together apply each once.
+				if _, err := app.MigrateUp(ctx, migDir, 0); err != nil {
+					return errors.Join(err, app.Close())
+				}
+			}
 			serveErr := app.Serve(ctx, "")
 			closeErr := app.Close()
 			return errors.Join(serveErr, closeErr)
 		},
 	}
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply pending migration files from --migrations-dir before serving")
+	cmd.Flags().StringVar(&migDir, "migrations-dir", "plinth_migrations", "directory of NNNN_name.json migration files")
+	return cmd
 }
 
 func superuserCmd(g *globals) *cobra.Command {
@@ -271,5 +284,82 @@ func demoCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Likes, "likes", 50000, "likes to seed")
 	cmd.Flags().Uint64Var(&o.Seed, "seed", 1, "random seed (same seed, same data)")
 	cmd.Flags().BoolVar(&noServe, "seed-only", false, "create and seed, then exit")
+	return cmd
+}
+
+// migrateCmd manages file migrations (NNNN_name.json with up and down
+// steps) in --migrations-dir, ./plinth_migrations by default.
+func migrateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "migrate", Short: "Create, apply, revert and list schema migrations"}
+	dir := cmd.PersistentFlags().String("migrations-dir", "plinth_migrations", "directory of NNNN_name.json migration files")
+	count := func(args []string) (int, error) {
+		if len(args) == 0 {
+			return 0, nil
+		}
+		return strconv.Atoi(args[0])
+	}
+	withApp := func(cmd *cobra.Command, fn func(ctx context.Context, app *plinth.App) error) error {
+		ctx := cmd.Context()
+		app, err := plinth.New(ctx, g.config())
+		if err != nil {
+			return err
+		}
+		return errors.Join(fn(ctx, app), app.Close())
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use: "create NAME", Short: "Write an empty migration file", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := plinth.CreateMigrationFile(*dir, args[0])
+			if err == nil {
+				fmt.Fprintln(cmd.OutOrStdout(), path)
+			}
+			return err
+		},
+	}, &cobra.Command{
+		Use: "up [N]", Short: "Apply pending migrations (all, or the next N)", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := count(args)
+			if err != nil {
+				return err
+			}
+			return withApp(cmd, func(ctx context.Context, app *plinth.App) error {
+				done, err := app.MigrateUp(ctx, *dir, n)
+				for _, m := range done {
+					fmt.Fprintln(cmd.OutOrStdout(), "applied", m)
+				}
+				return err
+			})
+		},
+	}, &cobra.Command{
+		Use: "down [N]", Short: "Revert the last N applied migrations (default 1)", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := count(args)
+			if err != nil {
+				return err
+			}
+			return withApp(cmd, func(ctx context.Context, app *plinth.App) error {
+				done, err := app.MigrateDown(ctx, *dir, n)
+				for _, m := range done {
+					fmt.Fprintln(cmd.OutOrStdout(), "reverted", m)
+				}
+				return err
+			})
+		},
+	}, &cobra.Command{
+		Use: "status", Short: "List migrations and whether each is applied", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withApp(cmd, func(ctx context.Context, app *plinth.App) error {
+				st, err := app.MigrationStatus(ctx, *dir)
+				for _, m := range st {
+					state := "pending"
+					if m.Applied {
+						state = "applied"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", state, m.Name)
+				}
+				return err
+			})
+		},
+	})
 	return cmd
 }

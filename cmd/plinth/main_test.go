@@ -265,3 +265,38 @@ func TestTypegen(t *testing.T) {
 		})
 	}
 }
+
+func TestMigrateCommands(t *testing.T) {
+	data, migs := t.TempDir(), filepath.Join(t.TempDir(), "m")
+	out, err := run(t, "migrate", "create", "notes", "--dir", data, "--migrations-dir", migs)
+	if err != nil || !strings.Contains(out, "0001_notes.json") {
+		t.Fatalf("create: %v %s", err, out)
+	}
+	body := `{"up":[{"createCollection":{"name":"notes","fields":[{"name":"body","type":"text"}]}}],"down":[{"deleteCollection":"notes"}]}`
+	if err := os.WriteFile(filepath.Join(migs, "0001_notes.json"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status"}, "pending\t0001_notes"},
+		{[]string{"up"}, "applied 0001_notes"},
+		{[]string{"status"}, "applied\t0001_notes"},
+		{[]string{"down"}, "reverted 0001_notes"},
+		{[]string{"status"}, "pending\t0001_notes"},
+		{[]string{"up", "1"}, "applied 0001_notes"},
+	}
+	for _, s := range steps {
+		args := append([]string{"migrate"}, s.args...)
+		args = append(args, "--dir", data, "--migrations-dir", migs)
+		out, err := run(t, args...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Fatalf("%v: %v %s", s.args, err, out)
+		}
+	}
+	out, err = run(t, "schema", "export", "--dir", data)
+	if err != nil || !strings.Contains(out, `"notes"`) {
+		t.Fatalf("collection missing after up: %v %s", err, out)
+	}
+}
