@@ -456,3 +456,25 @@ func TestSchemaChangeUnderLoad(t *testing.T) {
 		}
 	})
 }
+
+// A statement that runs into the statement timeout is a 503 saying so,
+// with Retry-After, not a generic 500.
+func TestStatementTimeoutIs503(t *testing.T) {
+	dbURL := postgresEngine().newDB(t)
+	s := startServerWith(t, t.TempDir(), dbURL, func(c *plinth.Config) { c.PGStatementTimeout = 200 * time.Millisecond })
+	s.app.UpsertSuperuser(t.Context(), suEmail, suPassword)
+	s.su = s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+	s.collection(map[string]any{"name": "slow", "type": "view", "listRule": "",
+		"viewQuery": "SELECT (ROW_NUMBER() OVER())::text AS id, n FROM generate_series(1, 3) AS n, LATERAL (SELECT pg_sleep(0.2)) AS z"})
+	req, _ := http.NewRequest("GET", s.url+"/api/collections/slow/records", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(body["message"]), "too long") {
+		t.Fatalf("statement timeout: %d %v", resp.StatusCode, body)
+	}
+}
