@@ -63,6 +63,25 @@ func (c *sseClient) collectUntil(t *testing.T) []sseEvent {
 	}
 }
 
+// seenThenGone connects a client of the user with token tok to posts,
+// lets it receive one event and disconnects it; it returns the client
+// and that event (whose id is the resume position).
+func (s *server) seenThenGone(tok, authorID string) (*sseClient, sseEvent) {
+	c := s.sse("/api/realtime")
+	s.subscribe(c, tok, "posts").status(204)
+	s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": authorID, "text": "seen"}).status(200)
+	last := c.next()
+	c.close()
+	return c, last
+}
+
+// posts creates n private posts of author, texts "0" to "n-1".
+func (s *server) posts(authorID string, n int) {
+	for i := range n {
+		s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": authorID, "text": fmt.Sprint(i)}).status(200)
+	}
+}
+
 func texts(evs []sseEvent) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
@@ -131,14 +150,8 @@ func firstDiff(got, want []string) string {
 func TestResumeLongReplaySameClient(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *server) {
 		anaID, ana, _, _ := realtimeFixture(t, s)
-		c := s.sse("/api/realtime")
-		s.subscribe(c, ana, "posts").status(204)
-		s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": "first"}).status(200)
-		last := c.next()
-		c.close()
-		for i := range 500 {
-			s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": fmt.Sprint(i)}).status(200)
-		}
+		c, last := s.seenThenGone(ana, anaID)
+		s.posts(anaID, 500)
 		r := s.resumeSSE(c.id, last.id)
 		if r.id != c.id {
 			t.Fatal("resume gave a new client")
@@ -156,14 +169,8 @@ func TestResumeLongReplaySameClient(t *testing.T) {
 func TestResumeOutOfRetentionResets(t *testing.T) {
 	forEachEngineWith(t, func(c *plinth.Config) { c.ChangesMaxCount = 5 }, func(t *testing.T, s *server) {
 		anaID, ana, _, _ := realtimeFixture(t, s)
-		c := s.sse("/api/realtime")
-		s.subscribe(c, ana, "posts").status(204)
-		s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": "first"}).status(200)
-		last := c.next()
-		c.close()
-		for i := range 20 {
-			s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": fmt.Sprint(i)}).status(200)
-		}
+		c, last := s.seenThenGone(ana, anaID)
+		s.posts(anaID, 20)
 		if n, err := s.app.PruneChangeLog(t.Context()); err != nil || n < 15 {
 			t.Fatalf("prune: %d %v", n, err)
 		}
@@ -192,14 +199,8 @@ func TestWebSocketResumeOnAnyNode(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *server) {
 		anaID, ana, _, _ := realtimeFixture(t, s)
 		b := otherNode(t, s, nil)
-		c := s.sse("/api/realtime")
-		s.subscribe(c, ana, "posts").status(204)
-		s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": "seen"}).status(200)
-		last := c.next()
-		c.close()
-		for i := range 100 {
-			s.do("POST", "/api/collections/posts/records", s.su, map[string]any{"author": anaID, "text": fmt.Sprint(i)}).status(200)
-		}
+		_, last := s.seenThenGone(ana, anaID)
+		s.posts(anaID, 100)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		conn, _, err := websocket.Dial(ctx, strings.Replace(b.url, "http", "ws", 1)+"/api/realtime/ws?lastEventId="+last.id, nil)
@@ -260,10 +261,8 @@ func pgOpen(t *testing.T, dbURL string) *sql.DB {
 // notification size limit; killing the listening connections loses
 // nothing (the log is read from each node's position).
 func TestChangeStreamAcrossNodes(t *testing.T) {
-	dbURL := postgresEngine().newDB(t)
-	a := startServerWith(t, t.TempDir(), dbURL, noRateLimits)
-	a.app.UpsertSuperuser(t.Context(), suEmail, suPassword)
-	a.su = a.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+	a := newServerWith(t, postgresEngine(), noRateLimits)
+	dbURL := a.dbURL
 	b := startServerWith(t, t.TempDir(), dbURL, func(c *plinth.Config) { noRateLimits(c); c.ChangesPoll = 200 * time.Millisecond })
 	b.su = a.su
 	anaID, ana, _, _ := realtimeFixture(t, a)
@@ -341,10 +340,8 @@ func TestChangeStreamAcrossNodes(t *testing.T) {
 // 503 with Retry-After after the lock timeout, not a stalled node: other
 // collections and health keep answering.
 func TestLockedTableIs503(t *testing.T) {
-	dbURL := postgresEngine().newDB(t)
-	s := startServerWith(t, t.TempDir(), dbURL, func(c *plinth.Config) { c.PGLockTimeout = 300 * time.Millisecond })
-	s.app.UpsertSuperuser(t.Context(), suEmail, suPassword)
-	s.su = s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+	s := newServerWith(t, postgresEngine(), func(c *plinth.Config) { c.PGLockTimeout = 300 * time.Millisecond })
+	dbURL := s.dbURL
 	_, ana, _, _ := realtimeFixture(t, s)
 	s.collection(map[string]any{"name": "notes", "listRule": "", "fields": []any{map[string]any{"name": "text", "type": "text"}}})
 	pg := pgOpen(t, dbURL)
@@ -460,10 +457,7 @@ func TestSchemaChangeUnderLoad(t *testing.T) {
 // A statement that runs into the statement timeout is a 503 saying so,
 // with Retry-After, not a generic 500.
 func TestStatementTimeoutIs503(t *testing.T) {
-	dbURL := postgresEngine().newDB(t)
-	s := startServerWith(t, t.TempDir(), dbURL, func(c *plinth.Config) { c.PGStatementTimeout = 200 * time.Millisecond })
-	s.app.UpsertSuperuser(t.Context(), suEmail, suPassword)
-	s.su = s.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+	s := newServerWith(t, postgresEngine(), func(c *plinth.Config) { c.PGStatementTimeout = 200 * time.Millisecond })
 	s.collection(map[string]any{"name": "slow", "type": "view", "listRule": "",
 		"viewQuery": "SELECT (ROW_NUMBER() OVER())::text AS id, n FROM generate_series(1, 3) AS n, LATERAL (SELECT pg_sleep(0.2)) AS z"})
 	req, _ := http.NewRequest("GET", s.url+"/api/collections/slow/records", nil)

@@ -320,10 +320,8 @@ func TestWebhookRefusesPrivateAddressesWhenDialling(t *testing.T) {
 // Several nodes: each change is delivered once and in order, and when
 // the delivering node stops another takes over.
 func TestWebhookAcrossNodes(t *testing.T) {
-	dbURL := postgresEngine().newDB(t)
-	a := startServerWith(t, t.TempDir(), dbURL, fastWebhooks)
-	a.app.UpsertSuperuser(t.Context(), suEmail, suPassword)
-	a.su = a.do("POST", "/api/superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPassword}).status(200).str("token")
+	a := newServerWith(t, postgresEngine(), fastWebhooks)
+	dbURL := a.dbURL
 	b := startServerWith(t, t.TempDir(), dbURL, fastWebhooks)
 	webhookFixture(a)
 	rcv := newReceiver(t)
