@@ -168,9 +168,8 @@ func (l *Log) Committed(entries ...Entry) {
 			}
 		}
 	}
-	close(l.gen)
-	l.gen = make(chan struct{})
 	l.mu.Unlock()
+	l.wakeLocal()
 	select {
 	case l.hint <- struct{}{}:
 	default:

@@ -63,8 +63,7 @@ type Broker struct {
 	// dispatched the last one handed to subscribers.
 	head       atomic.Uint64
 	dispatched atomic.Uint64
-	started    chan struct{} // closed once the log is being read
-	initDone   bool          // Init ran (before Run)
+	initDone   bool // Init ran (before Run)
 
 	mu      sync.RWMutex
 	clients map[string]*Client
@@ -120,7 +119,7 @@ func New(recs *records.Service, auth Authenticator, snap func() *schema.Snapshot
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
-	return &Broker{recs: recs, auth: auth, schema: snap, log: log, opts: o, clog: recs.Changes, started: make(chan struct{}),
+	return &Broker{recs: recs, auth: auth, schema: snap, log: log, opts: o, clog: recs.Changes,
 		events: make(chan *event, 1024), stopped: make(chan struct{}), clients: map[string]*Client{}, byColl: map[string]map[*Client]struct{}{}}
 }
 
@@ -175,7 +174,6 @@ func (b *Broker) tail(ctx context.Context) {
 			return
 		}
 	}
-	close(b.started)
 	b.clog.Tail(ctx, b.head.Load(), b.opts.Poll, func(batch []changes.Entry) {
 		for _, e := range batch {
 			ev := b.toEvent(ctx, e)
@@ -188,9 +186,6 @@ func (b *Broker) tail(ctx context.Context) {
 		}
 	})
 }
-
-// Started is closed once the broker knows its position in the change log.
-func (b *Broker) Started() <-chan struct{} { return b.started }
 
 // toEvent turns a log entry into an event. An entry of a collection that
 // no longer exists (or was re-created under its name) carries no change,
